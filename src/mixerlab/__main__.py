@@ -1,0 +1,3 @@
+from mixerlab.cli import main
+
+raise SystemExit(main())

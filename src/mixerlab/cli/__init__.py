@@ -1,0 +1,53 @@
+"""The ``mixerlab`` command: one module per subcommand, each with ``register`` and ``run``.
+
+A :class:`~mixerlab.errors.ConfigError` anywhere becomes one line on stderr and exit code
+2, with no traceback: those are mistakes the user can fix, and the message says how.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+
+from mixerlab import __version__
+from mixerlab.errors import ConfigError
+
+# Subcommand modules, in the order ``mixerlab --help`` lists them.
+SUBCOMMANDS = ("models", "describe", "train", "sweep", "status", "analyze")
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message):  # argparse's usage errors: one line, exit 2
+        self.exit(2, f"{self.prog}: error: {message} (see --help)\n")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = _Parser(prog="mixerlab", description=__doc__.splitlines()[0])
+    parser.add_argument("--version", action="version", version=f"mixerlab {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
+    for name in SUBCOMMANDS:
+        try:
+            module = importlib.import_module(f"mixerlab.cli.{name}")
+        except ModuleNotFoundError as err:
+            if err.name == f"mixerlab.cli.{name}":
+                continue  # a subcommand not built yet
+            raise
+        module.register(sub)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if not getattr(args, "func", None):
+        parser.print_help()
+        return 2
+    try:
+        return int(args.func(args) or 0)
+    except ConfigError as err:
+        print(f"mixerlab {args.command}: error: {err}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print(f"mixerlab {args.command}: interrupted", file=sys.stderr)
+        return 130

@@ -1,0 +1,41 @@
+"""``mixerlab models``: the registered token mixers and reference architectures."""
+
+from __future__ import annotations
+
+import json
+
+from mixerlab.models import get_mixer, list_mixers
+from mixerlab.models.factory import SHARED_FACTORS
+from mixerlab.models.reference import _REFERENCES
+
+
+def register(sub) -> None:
+    p = sub.add_parser("models", help="list token mixers and reference architectures")
+    p.add_argument("--json", action="store_true", help="print one JSON object")
+    p.set_defaults(func=run)
+
+
+def run(args) -> int:
+    mixers = []
+    for name in list_mixers():
+        info = get_mixer(name)
+        mixers.append({
+            "mixer": name, "factors": list(dict.fromkeys((*SHARED_FACTORS, *info.uses))), "pos_embed": info.pos_embed,
+            "description": info.description, "paper": info.paper,
+        })
+    refs = [{"model": n, "description": (f.__doc__ or "").strip().splitlines()[0]}
+            for n, f in sorted(_REFERENCES.items())]
+    if args.json:
+        print(json.dumps({"mixers": mixers, "references": refs}, indent=2))
+        return 0
+    print("Token mixers (mixerlab describe --mixer NAME):")
+    for m in mixers:
+        print(f"  {m['mixer']:<10} {m['description']}")
+        print(f"  {'':<10} factors: {', '.join(m['factors'])}"
+              f"{'  (+ learned position embeddings)' if m['pos_embed'] else ''}  [{m['paper']}]")
+    print("\nReference architectures from timm (mixerlab describe --model NAME):")
+    for r in refs:
+        print(f"  {r['model']:<24} {r['description']}")
+    print("  ...and any name in timm.list_models(), e.g. convmixer_1536_20, vit_tiny_patch16_224")
+    print("\nEvery model also takes image_size, in_chans and num_classes (set from the data set).")
+    return 0

@@ -1,0 +1,33 @@
+"""Command-line options shared by several subcommands."""
+
+from __future__ import annotations
+
+import argparse
+
+from mixerlab.config import ModelConfig, parse
+
+_DEFAULT = ModelConfig()
+
+
+def add_model_options(p: argparse.ArgumentParser) -> None:
+    g = p.add_argument_group("model (defaults: mixerlab's isotropic ConvMixer-like model)")
+    g.add_argument("--model", default=_DEFAULT.model,
+                   help="'isotropic' (default) or a reference architecture (see `mixerlab models`)")
+    g.add_argument("--mixer", default=_DEFAULT.mixer, help="token mixer of the isotropic model")
+    for name, typ in (("patch_size", int), ("kernel_size", int), ("depth", int), ("width", int),
+                      ("mlp_ratio", float), ("heads", int), ("image_size", int),
+                      ("in_chans", int), ("num_classes", int)):
+        g.add_argument(f"--{name.replace('_', '-')}", type=typ, default=None,
+                       help=f"default {getattr(_DEFAULT, name)}")
+    g.add_argument("--norm", choices=("batch", "layer"), default=None,
+                   help=f"default {_DEFAULT.norm}")
+
+
+def model_config(args: argparse.Namespace, **overrides) -> ModelConfig:
+    """The ModelConfig the options describe; ``overrides`` fill options left unset."""
+    values = {k: v for k, v in overrides.items() if v is not None}
+    for name in ModelConfig.model_fields:
+        v = getattr(args, name, None)
+        if v is not None:
+            values[name] = v
+    return parse(ModelConfig, values, "model options")

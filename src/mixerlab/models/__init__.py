@@ -1,0 +1,19 @@
+"""Models: the isotropic skeleton with a token-mixer slot, and timm reference architectures."""
+
+from mixerlab.models.factory import (
+    canonical,
+    check_model,
+    create_model,
+    list_models,
+    relevant_factors,
+    uses_pos_embed,
+)
+from mixerlab.models.isotropic import Block, IsotropicNet
+from mixerlab.models.mixers import get_mixer, list_mixers, register_mixer
+from mixerlab.models.reference import create_reference, list_references, register_reference
+
+__all__ = [
+    "Block", "IsotropicNet", "canonical", "check_model", "create_model", "create_reference",
+    "get_mixer", "list_mixers", "list_models", "list_references", "register_mixer",
+    "register_reference", "relevant_factors", "uses_pos_embed",
+]

@@ -1,0 +1,81 @@
+"""The isotropic skeleton: patches -> ``depth`` identical blocks at constant width -> pool -> head.
+
+A block is MetaFormer's general form (Yu et al. 2022, Eq. 1-2): a pre-norm residual token
+mixer followed by a pre-norm residual channel MLP. The token mixer is the only slot that
+changes between ViT-like, Mixer-like and ConvMixer-like models.
+"""
+
+from __future__ import annotations
+
+import torch
+from timm.layers import trunc_normal_
+from torch import nn
+
+from mixerlab.config import ModelConfig
+from mixerlab.models.layers import ChannelMlp, PatchEmbed, make_norm
+from mixerlab.models.mixers import get_mixer
+
+
+class Block(nn.Module):
+    def __init__(self, dim: int, mixer: nn.Module, mlp_ratio: float, norm: str):
+        super().__init__()
+        self.norm1 = make_norm(norm, dim)
+        self.mixer = mixer
+        self.norm2 = make_norm(norm, dim)
+        self.mlp = ChannelMlp(dim, max(1, int(round(dim * mlp_ratio))))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = x + self.mixer(self.norm1(x))  # (B, C, H, W)
+        return x + self.mlp(self.norm2(x))
+
+
+class IsotropicNet(nn.Module):
+    """One resolution, one width, a token-mixer slot. Answers timm's model methods."""
+
+    def __init__(self, cfg: ModelConfig):
+        super().__init__()
+        info = get_mixer(cfg.mixer)
+        side = cfg.image_size // cfg.patch_size
+        self.grid = (side, side)
+        self.num_features = cfg.width
+        self.num_classes = cfg.num_classes
+        self.patch_embed = PatchEmbed(cfg.in_chans, cfg.width, cfg.patch_size, cfg.norm)
+        # Attention is permutation-invariant, so it alone needs to be told where tokens are.
+        self.pos_embed = nn.Parameter(torch.zeros(1, cfg.width, *self.grid)) if info.pos_embed else None
+        factors = {name: getattr(cfg, name) for name in info.uses}
+        self.blocks = nn.Sequential(
+            *[
+                Block(cfg.width, info.cls(cfg.width, grid=self.grid, **factors), cfg.mlp_ratio, cfg.norm)
+                for _ in range(cfg.depth)
+            ]
+        )
+        self.norm = make_norm(cfg.norm, cfg.width)
+        self.head = nn.Linear(cfg.width, cfg.num_classes)
+        self.apply(_init_weights)
+        if self.pos_embed is not None:
+            trunc_normal_(self.pos_embed, std=0.02)  # as ViT/timm
+
+    def forward_features(self, x: torch.Tensor) -> torch.Tensor:
+        x = self.patch_embed(x)  # (B, C, H/p, W/p)
+        if self.pos_embed is not None:
+            x = x + self.pos_embed
+        return self.norm(self.blocks(x))
+
+    def forward_head(self, x: torch.Tensor, pre_logits: bool = False) -> torch.Tensor:
+        x = x.mean(dim=(2, 3))  # global average pool: (B, C)
+        return x if pre_logits else self.head(x)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.forward_head(self.forward_features(x))  # (B, num_classes)
+
+    def reset_classifier(self, num_classes: int) -> None:
+        self.num_classes = num_classes
+        self.head = nn.Linear(self.num_features, num_classes)
+
+
+def _init_weights(m: nn.Module) -> None:
+    # timm's ViT/Mixer init: truncated normal for linear layers, zero bias.
+    if isinstance(m, nn.Linear):
+        trunc_normal_(m.weight, std=0.02)
+        if m.bias is not None:
+            nn.init.zeros_(m.bias)

@@ -1,0 +1,66 @@
+"""Shared layers of the isotropic skeleton: patch embedding, norm, channel MLP.
+
+Everything here is identical for every token mixer, so a comparison between mixers
+changes nothing else. Tensors stay in (B, C, H, W) layout throughout: convolution and
+pooling mixers use it natively, token mixers reshape to (B, N, C) inside.
+"""
+
+from __future__ import annotations
+
+import torch
+from timm.layers import LayerNorm2d
+from torch import nn
+
+from mixerlab.errors import ConfigError
+
+NORMS = {
+    # ConvMixer uses BatchNorm after every layer (Trockman & Kolter 2022, Sec. 2).
+    "batch": nn.BatchNorm2d,
+    # LayerNorm over channels at every position, as MetaFormer/ViT do.
+    "layer": LayerNorm2d,
+}
+
+
+def make_norm(kind: str, dim: int) -> nn.Module:
+    if kind not in NORMS:
+        raise ConfigError(f"norm: unknown '{kind}'; choose one of {sorted(NORMS)}")
+    return NORMS[kind](dim)
+
+
+class PatchEmbed(nn.Module):
+    """Non-overlapping patches: a conv with kernel = stride = patch size.
+
+    The patch size alone sets the internal resolution: a 28 px image with p=2 becomes a
+    14x14 grid of tokens that every block keeps.
+    """
+
+    def __init__(self, in_chans: int, dim: int, patch_size: int, norm: str):
+        super().__init__()
+        self.proj = nn.Conv2d(in_chans, dim, kernel_size=patch_size, stride=patch_size)
+        self.act = nn.GELU()
+        self.norm = make_norm(norm, dim)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.norm(self.act(self.proj(x)))  # (B, C, H/p, W/p)
+
+
+class ChannelMlp(nn.Module):
+    """Per-token MLP across channels (1x1 convs on the (B, C, H, W) layout)."""
+
+    def __init__(self, dim: int, hidden: int):
+        super().__init__()
+        self.fc1 = nn.Conv2d(dim, hidden, 1)
+        self.act = nn.GELU()
+        self.fc2 = nn.Conv2d(hidden, dim, 1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.fc2(self.act(self.fc1(x)))  # (B, C, H, W)
+
+
+def to_tokens(x: torch.Tensor) -> torch.Tensor:
+    return x.flatten(2).transpose(1, 2)  # (B, C, H, W) -> (B, N, C)
+
+
+def from_tokens(x: torch.Tensor, grid: tuple[int, int]) -> torch.Tensor:
+    b, n, c = x.shape
+    return x.transpose(1, 2).reshape(b, c, *grid)  # (B, N, C) -> (B, C, H, W)

@@ -1,0 +1,51 @@
+"""The token-mixer registry.
+
+Contract (after MetaFormer, Yu et al. 2022): a mixer is an ``nn.Module`` built as
+``cls(dim, grid=(H, W), **factors)`` and maps a normalised (B, C, H, W) tensor to a tensor
+of the same shape. The skeleton adds the residual. ``factors`` are exactly the
+:class:`~mixerlab.config.ModelConfig` fields the mixer declares in ``uses``; a factor it
+does not use has no effect, so sweeps collapse such combinations into one trial.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from torch import nn
+
+from mixerlab.errors import ConfigError
+
+
+@dataclass(frozen=True)
+class MixerInfo:
+    name: str
+    cls: type[nn.Module]
+    uses: tuple[str, ...] = ()  # ModelConfig factors passed to the constructor
+    pos_embed: bool = False  # needs learned position embeddings (permutation-invariant mixers)
+    description: str = ""
+    paper: str = ""
+    extra: dict = field(default_factory=dict)
+
+
+_MIXERS: dict[str, MixerInfo] = {}
+
+
+def register_mixer(name: str, *, uses=(), pos_embed=False, paper=""):
+    """Class decorator: register a token mixer under ``name``."""
+
+    def wrap(cls):
+        doc = (cls.__doc__ or "").strip().splitlines()
+        _MIXERS[name] = MixerInfo(name, cls, tuple(uses), pos_embed, doc[0] if doc else "", paper)
+        return cls
+
+    return wrap
+
+
+def list_mixers() -> list[str]:
+    return sorted(_MIXERS)
+
+
+def get_mixer(name: str) -> MixerInfo:
+    if name not in _MIXERS:
+        raise ConfigError(f"mixer: unknown '{name}'; choose one of {', '.join(list_mixers())}")
+    return _MIXERS[name]
