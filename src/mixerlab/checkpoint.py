@@ -1,0 +1,57 @@
+"""Resumable trial state in a directory: written atomically after every epoch."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from pathlib import Path
+
+import torch
+
+from mixerlab.config import TrialConfig
+from mixerlab.errors import ConfigError
+
+
+def config_hash(cfg: TrialConfig) -> str:
+    """Stable id of a trial configuration (what it computes, not where it runs)."""
+    d = cfg.model_dump(mode="json")
+    d["data"].pop("data_dir", None)
+    for k in ("device", "threads", "eval_batch_size", "measure_throughput"):
+        d["train"].pop(k, None)
+    return hashlib.sha1(json.dumps(d, sort_keys=True).encode()).hexdigest()[:12]
+
+
+def save_state(state: dict, path: Path) -> None:
+    """torch.save to a temporary file, then rename: a kill never leaves half a checkpoint."""
+    tmp = path.with_name(path.name + ".tmp")
+    torch.save(state, tmp)
+    os.replace(tmp, path)
+
+
+def load_state(path: Path) -> dict:
+    # weights_only: a checkpoint holds tensors, numbers, strings and lists, never code.
+    return torch.load(path, map_location="cpu", weights_only=True)
+
+
+class DirCheckpoint:
+    """Save after each epoch into ``DIR/checkpoint.pt``; ``load()`` resumes the same config."""
+
+    def __init__(self, directory: str | os.PathLike, cfg: TrialConfig):
+        self.path = Path(directory) / "checkpoint.pt"
+        self.key = config_hash(cfg)
+
+    def load(self) -> dict | None:
+        if not self.path.exists():
+            return None
+        state = load_state(self.path)
+        if state.get("config_hash") != self.key:
+            raise ConfigError(
+                f"{self.path} holds a checkpoint of a different configuration; "
+                "use another --out directory or delete that file to start afresh"
+            )
+        return state
+
+    def save(self, state: dict) -> None:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        save_state({**state, "config_hash": self.key}, self.path)
