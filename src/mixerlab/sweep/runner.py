@@ -1,0 +1,272 @@
+"""Run a study on Ray Tune: validate everything, then fan ``train`` out; resume if interrupted.
+
+Order of work, so that bad input costs nothing: parse the spec, load the data set once,
+expand and check every trial, check the results folder (ownership, lock, disk) -- and only
+then start Ray. Re-running the same command continues a study: trials with a record are
+not re-run, Ray's experiment state is restored so running trials resume from their last
+checkpoint, and a finished study is a no-op.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import os
+import shutil
+import sys
+import time
+from pathlib import Path
+
+from mixerlab import provenance
+from mixerlab.data import load_dataset
+from mixerlab.errors import ConfigError
+from mixerlab.results import atomic_write_text
+from mixerlab.sweep.spec import Spec, load_spec
+from mixerlab.sweep.study import FAILED, FINAL, Study
+from mixerlab.sweep.trials import Plan, Trial, expand
+
+log = logging.getLogger("mixerlab.sweep")
+
+
+def prepare(spec_path: str | Path) -> tuple[Spec, object, Plan]:
+    """Parse, load data and expand: everything that can fail on bad input, before Ray."""
+    spec = load_spec(spec_path)
+    data = load_dataset(spec.data_config())
+    plan = expand(spec, (data.image_size, data.in_chans, data.num_classes), where=str(spec_path))
+    if not plan.trials:
+        raise ConfigError(f"{spec_path}: the grid is empty; add factors to vary under 'grid'")
+    return spec, data, plan
+
+
+def _stopped_record(study_name: str):
+    """Row for a trial ASHA stopped early: its last epoch's metrics, factors, size and cost."""
+    from mixerlab import measure
+    from mixerlab.models import create_model
+    from mixerlab.sweep.trainable import error_record
+
+    def build(trial: Trial, last: dict | None) -> dict:
+        rec = error_record(trial, study_name, RuntimeError("stopped early by the ASHA scheduler"))
+        cfg = trial.config.model
+        model = create_model(cfg)
+        rec.update(status="stopped", error="stopped early by the ASHA scheduler", **trial.extra,
+                   **measure.count_params(model),
+                   **measure.count_flops(model, (cfg.in_chans, cfg.image_size, cfg.image_size)))
+        last = last or {}
+        for k in ("train_loss", "train_acc", "val_loss", "val_acc"):
+            rec[k] = last.get(k, float("nan"))
+        rec["epochs_run"] = int(last.get("epoch", 0) or 0)
+        rec["test_acc"] = float("nan")
+        return rec
+
+    return build
+
+
+def _init_ray(address: str | None, study: Study) -> None:
+    import ray
+
+    study.logs_dir.mkdir(parents=True, exist_ok=True)
+    # Ray's and Tune's own chatter goes to a file in the study folder, not the terminal.
+    handler = logging.FileHandler(study.logs_dir / "ray.log")
+    for name in ("ray", "ray.tune", "ray.train"):
+        lg = logging.getLogger(name)
+        lg.handlers[:] = [handler]
+        lg.propagate = False
+    os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")
+    os.environ.setdefault("TUNE_DISABLE_AUTO_CALLBACK_LOGGERS", "1")
+    os.environ.setdefault("RAY_DEDUP_LOGS", "0")
+    kw = dict(log_to_driver=False, include_dashboard=False, configure_logging=False,
+              logging_level=logging.WARNING)
+    if address:
+        ray.init(address=address, **kw)
+    else:
+        ray.init(num_cpus=os.cpu_count(), **kw)
+
+
+def check_shared_storage(study: Study) -> None:
+    """On a cluster every node must see the results folder (trial checkpoints live there)."""
+    import ray
+    from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
+
+    probe = study.path / ".storage-probe"
+    probe.write_text(str(os.getpid()))
+
+    @ray.remote(num_cpus=0)
+    def sees(path: str) -> bool:
+        return os.path.exists(path) and os.access(os.path.dirname(path), os.W_OK)
+
+    nodes = [n for n in ray.nodes() if n["Alive"]]
+    checks = [sees.options(scheduling_strategy=NodeAffinitySchedulingStrategy(n["NodeID"], soft=False))
+              .remote(str(probe.resolve())) for n in nodes]
+    blind = [n["NodeManagerAddress"] for n, ok in zip(nodes, ray.get(checks, timeout=60)) if not ok]
+    probe.unlink(missing_ok=True)
+    if blind:
+        raise ConfigError(f"--results {study.path.resolve()}: not reachable (or not writable) from "
+                          f"node(s) {', '.join(blind)}; on a cluster use a folder every node mounts "
+                          "at the same path (e.g. NFS)")
+
+
+def run_sweep(spec_path, *, results_root="results", address=None, max_concurrent=None,
+              new_study=False, retry_failed=False, command: str = "") -> Path:
+    spec, data, plan = prepare(spec_path)
+    study = Study(Path(results_root) / spec.name)
+    study.check_owned()
+    study.check_writable()
+    marker = study.marker
+    if marker and marker["fingerprint"] != spec.fingerprint():
+        if not new_study:
+            raise ConfigError(
+                f"{study.path}: holds a study from a different spec; re-run with --new-study to "
+                "move the old results aside and start again, or give the spec another 'name'")
+    study.lock()
+    try:
+        if marker and marker["fingerprint"] != spec.fingerprint():
+            study.unlock()
+            moved = study.archive()
+            print(f"moved the previous study to {moved}", file=sys.stderr)
+            study = Study(study.path)
+            study.lock()
+        return _run_locked(spec, data, plan, study, spec_path, address, max_concurrent,
+                           retry_failed, command)
+    finally:
+        study.unlock()
+
+
+def _run_locked(spec, data, plan, study, spec_path, address, max_concurrent, retry_failed, command):
+    order = [t.trial_id for t in plan.trials]
+    study.create(spec.fingerprint(), len(plan.trials))
+    atomic_write_text(study.path / "spec.yaml", Path(spec_path).read_text())
+    records = study.records()
+    if retry_failed:
+        again = [t for t, r in records.items() if r["status"] in FAILED]
+        study.forget(again)
+        print(f"re-running {len(again)} failed trial(s)", file=sys.stderr)
+        records = study.records()
+    done = {t for t, r in records.items() if r["status"] in FINAL and t in order}
+    pending = [t for t in plan.trials if t.trial_id not in done]
+    if not pending:
+        study.write_tables(order)
+        print(f"{study.path}: all {len(order)} trials already finished; nothing to run",
+              file=sys.stderr)
+        return study.path
+
+    import ray
+    from ray import tune
+
+    from mixerlab.sweep.progress import StudyCallback
+    from mixerlab.sweep.trainable import run_trial
+
+    started = provenance.now()
+    t0 = time.time()
+    _init_ray(address, study)
+    try:
+        if address:
+            check_shared_storage(study)
+        cpu, gpu = spec.resources.cpu, spec.resources.gpu
+        total = ray.cluster_resources()
+        if cpu > total.get("CPU", 0) or gpu > total.get("GPU", 0):
+            raise ConfigError(
+                f"{spec_path}: resources: a trial asks for {cpu} CPU and {gpu} GPU but the cluster has "
+                f"{total.get('CPU', 0):g} CPU and {total.get('GPU', 0):g} GPU; lower 'resources'")
+        slots = int(total.get("CPU", 1) // cpu)
+        if gpu:
+            slots = min(slots, int(total.get("GPU", 0) // gpu))
+        limit = max_concurrent or spec.max_concurrent
+        slots = max(1, min(slots, limit or slots, len(pending)))
+        trainable = tune.with_resources(
+            tune.with_parameters(run_trial, data=data, study=spec.name), {"cpu": cpu, "gpu": gpu})
+        callback = StudyCallback(str(study.path), spec.name, len(order), len(done), slots,
+                                 _stopped_record(spec.name))
+        tuner = _restore(study, trainable, pending, retry_failed)
+        if tuner is None:
+            scheduler = None
+            if spec.scheduler.type == "asha":
+                scheduler = tune.schedulers.ASHAScheduler(
+                    time_attr="epoch", metric="val_acc", mode="max", max_t=spec.train_config().epochs,
+                    grace_period=spec.scheduler.grace_period,
+                    reduction_factor=spec.scheduler.reduction_factor)
+            tuner = tune.Tuner(
+                trainable,
+                param_space={"trial": tune.grid_search([t.to_dict() for t in pending])},
+                tune_config=tune.TuneConfig(max_concurrent_trials=slots, scheduler=scheduler,
+                                            time_budget_s=spec.time_budget_s, reuse_actors=False),
+                run_config=tune.RunConfig(
+                    name=_next_run_name(study), storage_path=str(study.ray_dir.resolve()),
+                    failure_config=tune.FailureConfig(max_failures=spec.max_failures),
+                    checkpoint_config=tune.CheckpointConfig(num_to_keep=1),
+                    callbacks=[callback], verbose=0),
+            )
+        print(f"{spec.name}: {len(pending)} trial(s) to run ({len(done)} already done), "
+              f"{slots} at a time; logs in {study.logs_dir}", file=sys.stderr)
+        results = tuner.fit()
+        _harvest(study, results, spec.name)
+    finally:
+        ray.shutdown()
+        trials = study.write_tables(order)
+        _write_provenance(study, spec, command, started, time.time() - t0, len(order), trials,
+                          locals().get("slots", 0))
+    return study.path
+
+
+def _next_run_name(study: Study) -> str:
+    runs = sorted(study.ray_dir.glob("run-*")) if study.ray_dir.exists() else []
+    return f"run-{len(runs) + 1:03d}"
+
+
+def _restore(study: Study, trainable, pending: list[Trial], retry_failed: bool):
+    """Restore the latest Ray experiment if it still has unfinished trials of this study."""
+    from ray import tune
+
+    runs = sorted(study.ray_dir.glob("run-*")) if study.ray_dir.exists() else []
+    if not runs or retry_failed:
+        return None
+    latest = runs[-1]
+    if not tune.Tuner.can_restore(str(latest)):
+        return None
+    try:
+        tuner = tune.Tuner.restore(str(latest), trainable, resume_unfinished=True,
+                                   resume_errored=True)
+    except Exception as err:  # corrupt or foreign state: start a fresh run for what is left
+        moved = latest.with_name(latest.name + ".unreadable")
+        shutil.move(str(latest), str(moved))
+        print(f"could not restore {latest} ({type(err).__name__}); moved it to {moved} and "
+              "starting the remaining trials afresh", file=sys.stderr)
+        return None
+    print(f"resuming Ray experiment {latest.name}", file=sys.stderr)
+    return tuner
+
+
+def _harvest(study: Study, results, study_name: str) -> None:
+    """Records of trials that finished while no driver was listening (killed driver)."""
+    have = study.records()
+    for result in results:
+        metrics = result.metrics or {}
+        if metrics.get("final") and "record_json" in metrics:
+            rec = json.loads(metrics["record_json"])
+            if rec["trial_id"] not in have:
+                study.write_record(rec)
+
+
+def _write_provenance(study, spec, command, started, wall, n_trials, trials, slots):
+    import pandas as pd
+
+    prov_path = study.path / "provenance.json"
+    previous = json.loads(prov_path.read_text()) if prov_path.exists() else {}
+    sessions = previous.get("sessions", []) + [
+        {"command": command, "started_at": started, "finished_at": provenance.now(),
+         "wall_time_s": round(wall, 1), "concurrent_trials": slots}]
+    busy = float(pd.to_numeric(trials.get("trial_time_s", pd.Series(dtype=float)),
+                               errors="coerce").sum()) if len(trials) else 0.0
+    total_wall = sum(s["wall_time_s"] for s in sessions)
+    out = {
+        "study": spec.name, "question": spec.question, "command": command,
+        "started_at": sessions[0]["started_at"], "finished_at": sessions[-1]["finished_at"],
+        "n_trials": n_trials, "n_finished": int(len(trials)),
+        "seeds": spec.seed_list, "wall_time_s": round(total_wall, 1),
+        "sum_trial_time_s": round(busy, 1),
+        "sweep_efficiency": round(busy / (total_wall * slots), 3) if total_wall and slots and
+        not math.isnan(busy) and len(sessions) == 1 else None,
+        "sessions": sessions, "hardware": provenance.hardware(), "versions": provenance.versions(),
+        "spec_fingerprint": spec.fingerprint(),
+    }
+    atomic_write_text(prov_path, json.dumps(out, indent=2, default=str))

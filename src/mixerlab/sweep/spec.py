@@ -1,0 +1,159 @@
+"""Ablation specs: a small YAML diff on documented defaults, validated before anything runs.
+
+A spec names a study, asks one question, and says what to vary::
+
+    name: quick
+    question: Does the token mixer matter once the patch size is fixed?
+    dataset: {name: fashion-mnist, train_subset: 10000}
+    train: {epochs: 4}
+    model: {depth: 4, width: 64}
+    grid: {mixer: [conv, attention, mlp], patch_size: [4, 7]}
+    seeds: 2
+
+Every error names the file, the key and the fix (:class:`~mixerlab.errors.ConfigError`).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+from mixerlab.config import DataConfig, ModelConfig, TrainConfig, parse
+from mixerlab.errors import ConfigError
+
+_STRICT = ConfigDict(extra="forbid")
+# Factors a grid may vary: the model's fields (``model`` selects reference architectures)
+# and a few recipe values.
+MODEL_FACTORS = tuple(k for k in ModelConfig.model_fields if k not in ("image_size", "in_chans", "num_classes"))
+RECIPE_FACTORS = ("lr", "weight_decay", "batch_size", "epochs", "schedule", "label_smoothing",
+                  "grad_clip", "mixup", "cutmix", "ema")
+GRID_FACTORS = MODEL_FACTORS + RECIPE_FACTORS
+
+
+class Match(BaseModel):
+    """Hold capacity equal: solve ``width`` so every variant's cost is within ``tolerance``."""
+
+    model_config = _STRICT
+    by: Literal["params", "macs"] = "params"
+    reference: dict[str, Any] = Field(default_factory=dict)  # overrides of the base model
+    tolerance: float = Field(0.03, gt=0, lt=1)
+
+
+class Resources(BaseModel):
+    model_config = _STRICT
+    cpu: float = Field(1.0, gt=0, le=1024)
+    gpu: float = Field(0.0, ge=0, le=64)  # fractions share one GPU between trials
+
+
+class Scheduler(BaseModel):
+    model_config = _STRICT
+    type: Literal["none", "asha"] = "none"
+    grace_period: int = Field(1, gt=0)  # epochs before ASHA may stop a trial
+    reduction_factor: float = Field(3.0, gt=1)
+
+
+class Spec(BaseModel):
+    model_config = _STRICT
+    name: str
+    question: str
+    dataset: dict[str, Any] = Field(default_factory=dict)
+    train: dict[str, Any] = Field(default_factory=dict)
+    model: dict[str, Any] = Field(default_factory=dict)
+    grid: dict[str, list[Any]] | None = None
+    configs: list[dict[str, Any]] | None = None  # explicit configurations instead of a product
+    seeds: list[int] | int = 1
+    match: Match | None = None
+    resources: Resources = Resources()
+    max_concurrent: int | None = Field(None, gt=0)
+    max_failures: int = Field(2, ge=0)  # retries of a trial whose worker died
+    scheduler: Scheduler = Scheduler()
+    time_budget_s: float | None = Field(None, gt=0)
+
+    @field_validator("name")
+    @classmethod
+    def _slug(cls, v: str) -> str:
+        if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}", v):
+            raise ValueError("use letters, digits, '-', '_' or '.' (it names the results folder)")
+        return v
+
+    @field_validator("seeds")
+    @classmethod
+    def _seeds(cls, v):
+        if isinstance(v, int):
+            if v <= 0:
+                raise ValueError("a seed count must be positive, or give a list of seeds")
+            return list(range(v))
+        if not v or len(set(v)) != len(v):
+            raise ValueError("give a non-empty list of distinct seeds, or a count")
+        return v
+
+    @property
+    def seed_list(self) -> list[int]:
+        return list(self.seeds)  # normalised by the validator
+
+    def data_config(self) -> DataConfig:
+        return parse(DataConfig, self.dataset, "dataset")
+
+    def train_config(self) -> TrainConfig:
+        return parse(TrainConfig, self.train, "train")
+
+    def fingerprint(self) -> str:
+        """Hash of what the study computes (not of how it is scheduled)."""
+        d = self.model_dump(mode="json", exclude={"resources", "max_concurrent", "max_failures",
+                                                   "time_budget_s"})
+        return hashlib.sha1(json.dumps(d, sort_keys=True).encode()).hexdigest()[:12]
+
+
+def read_yaml(path: Path) -> Any:
+    if not path.exists():
+        raise ConfigError(f"{path}: no such file; give the path of a spec, e.g. ablations/quick.yaml")
+    if path.is_dir():
+        raise ConfigError(f"{path}: is a directory; give the path of a spec file inside it")
+    try:
+        return yaml.safe_load(path.read_text())  # specs are data: never evaluated as code
+    except yaml.YAMLError as err:
+        mark = getattr(err, "problem_mark", None)
+        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
+        problem = getattr(err, "problem", None) or str(err).splitlines()[0]
+        raise ConfigError(f"{path}: YAML syntax error{where}: {problem}; fix the YAML") from None
+    except (OSError, UnicodeDecodeError) as err:
+        raise ConfigError(f"{path}: cannot read it ({err}); check the path and permissions") from None
+
+
+def load_spec(path: str | Path) -> Spec:
+    """Parse and type-check a spec file (model validity is checked by :func:`expand`)."""
+    path = Path(path)
+    raw = read_yaml(path)
+    if not isinstance(raw, dict):
+        raise ConfigError(f"{path}: a spec must be a YAML mapping with at least 'name', 'question' "
+                          f"and 'grid' (got {type(raw).__name__})")
+    spec = parse(Spec, raw, str(path))
+    if spec.grid is not None and spec.configs is not None:
+        raise ConfigError(f"{path}: give either 'grid' (a product) or 'configs' (a list), not both")
+    grid = spec.grid if spec.grid is not None else {}
+    for key, values in grid.items():
+        if key not in GRID_FACTORS:
+            raise ConfigError(f"{path}: grid.{key}: not a factor; vary one of {', '.join(GRID_FACTORS)}")
+        if not values:
+            raise ConfigError(f"{path}: grid.{key}: empty list; give at least one value or remove it")
+    for i, c in enumerate(spec.configs or []):
+        bad = sorted(set(c) - set(GRID_FACTORS))
+        if bad:
+            raise ConfigError(f"{path}: configs[{i}].{bad[0]}: not a factor; use {', '.join(GRID_FACTORS)}")
+    if spec.configs is not None and not spec.configs:
+        raise ConfigError(f"{path}: configs: empty list; give at least one configuration")
+    if "data_dir" in spec.dataset and spec.dataset["data_dir"]:
+        d = (path.parent / str(spec.dataset["data_dir"])).resolve()
+        if not d.is_dir():
+            raise ConfigError(f"{path}: dataset.data_dir: {d} is not a directory; fix the path "
+                              "(relative paths are resolved from the spec's folder)")
+        spec.dataset["data_dir"] = str(d)
+    for key, model in (("dataset", DataConfig), ("train", TrainConfig), ("model", ModelConfig)):
+        parse(model, getattr(spec, key), f"{path}: {key}")
+    return spec

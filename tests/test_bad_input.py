@@ -1,0 +1,120 @@
+"""Table-driven bad input: malformed specs and CLI calls.
+
+Each must exit with code 2 and one clear line naming the problem, print no traceback,
+start no Ray, and write nothing.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+FASHION = Path("/usr/share/datasets/fashion-mnist")
+
+GOOD = """\
+name: t
+question: q?
+dataset: {name: synthetic, synthetic_size: 64}
+train: {epochs: 1}
+model: {depth: 1, width: 8}
+grid: {mixer: [conv, attention], patch_size: [4, 7]}
+seeds: 1
+"""
+
+# (case id, spec text or None for a CLI-only case, extra CLI args, expected message fragment)
+SPECS = [
+    ("yaml-syntax", "name: t\nquestion: [unclosed\n", [], "YAML syntax error at line"),
+    ("not-a-mapping", "- a\n- b\n", [], "a spec must be a YAML mapping"),
+    ("scalar-spec", "just a string\n", [], "a spec must be a YAML mapping"),
+    ("empty-file", "", [], "a spec must be a YAML mapping"),
+    ("unknown-top-key", GOOD + "epochs: 3\n", [], "unknown key 'epochs'"),
+    ("missing-name", GOOD.replace("name: t\n", ""), [], "'name': Field required"),
+    ("bad-name", GOOD.replace("name: t", "name: ../escape"), [], "'name'"),
+    ("unknown-model-key", GOOD.replace("depth: 1", "detph: 1"), [], "unknown key 'detph'"),
+    ("unknown-train-key", GOOD.replace("epochs: 1", "epoch: 1"), [], "unknown key 'epoch'"),
+    ("wrong-type-epochs", GOOD.replace("epochs: 1", "epochs: many"), [], "'epochs'"),
+    ("zero-epochs", GOOD.replace("epochs: 1", "epochs: 0"), [], "'epochs'"),
+    ("negative-lr", GOOD.replace("epochs: 1", "epochs: 1, lr: -0.1"), [], "'lr'"),
+    ("zero-width", GOOD.replace("width: 8", "width: 0"), [], "width: must be a positive integer"),
+    ("negative-depth", GOOD.replace("depth: 1", "depth: -2"), [], "depth: must be a positive integer"),
+    ("patch-not-dividing", GOOD.replace("[4, 7]", "[4, 5]"), [], "patch_size: 5 does not divide image_size 28"),
+    ("heads-not-dividing", GOOD.replace("width: 8", "width: 8, heads: 3"), [], "heads: 3 does not divide width 8"),
+    ("unknown-mixer", GOOD.replace("[conv, attention]", "[conv, transformer]"), [], "mixer: unknown 'transformer'"),
+    ("unknown-grid-factor", GOOD.replace("patch_size: [4, 7]", "lr: [0.1]"), [], "grid.lr: not a factor"),
+    ("empty-grid-list", GOOD.replace("[4, 7]", "[]"), [], "grid.patch_size: empty list"),
+    ("grid-and-configs", GOOD + "configs: [{mixer: conv}]\n", [], "either 'grid'"),
+    ("empty-configs", GOOD.replace("grid: {mixer: [conv, attention], patch_size: [4, 7]}", "configs: []"), [], "configs: empty list"),
+    ("unknown-dataset", GOOD.replace("name: synthetic", "name: imagenet-22k"), [], "imagenet-22k"),
+    ("unknown-timm-model", GOOD.replace("grid: {mixer: [conv, attention], patch_size: [4, 7]}", "configs: [{model: not_a_timm_net}]"), [], "model: unknown 'not_a_timm_net'"),
+    ("zero-seeds", GOOD.replace("seeds: 1", "seeds: 0"), [], "'seeds'"),
+    ("duplicate-seeds", GOOD.replace("seeds: 1", "seeds: [1, 1]"), [], "'seeds'"),
+    ("absurd-cpu", GOOD + "resources: {cpu: 100000}\n", [], "'resources.cpu'"),
+    ("negative-gpu", GOOD + "resources: {gpu: -1}\n", [], "'resources.gpu'"),
+    ("bad-scheduler", GOOD + "scheduler: {type: hyperband}\n", [], "'scheduler.type'"),
+    ("missing-data-dir", GOOD.replace("name: synthetic, synthetic_size: 64", "name: mnist, data_dir: no/such/folder"), [], "dataset.data_dir"),
+    ("bad-val-fraction", GOOD.replace("synthetic_size: 64", "synthetic_size: 64, val_fraction: 1.5"), [], "'val_fraction'"),
+    ("match-unknown-by", GOOD + "match: {by: flops}\n", [], "'match.by'"),
+    ("bad-kernel", GOOD.replace("width: 8", "width: 8, kernel_size: 4"), [], "kernel_size: must be a positive odd integer"),
+]
+
+CLI = [
+    ("spec-missing", ["sweep", "no/such/spec.yaml"], "no such file"),
+    ("spec-is-dir", ["sweep", "{tmp}"], "is a directory"),
+    ("bad-max-concurrent", ["sweep", "{spec}", "--max-concurrent", "0"], "--max-concurrent"),
+    ("unknown-option", ["sweep", "{spec}", "--frobnicate"], "unrecognized arguments"),
+    ("describe-bad-patch", ["describe", "--patch-size", "3"], "patch_size: 3 does not divide"),
+    ("train-unknown-dataset", ["train", "--dataset", "imagenet-22k"], "imagenet-22k"),
+    ("status-not-a-study", ["status", "{tmp}"], "not a mixerlab study"),
+    ("analyze-not-a-study", ["analyze", "{tmp}"], "{tmp}"),
+]
+
+
+def _snapshot(root: Path) -> set[str]:
+    return {str(p.relative_to(root)) for p in root.rglob("*")}
+
+
+@pytest.mark.parametrize("case,text,args,message", SPECS, ids=[c[0] for c in SPECS])
+def test_bad_spec(case, text, args, message, tmp_path, run_cli):
+    import ray
+
+    spec = tmp_path / "spec.yaml"
+    spec.write_text(text)
+    results = tmp_path / "results"
+    before = _snapshot(tmp_path)
+    code, out, err = run_cli("sweep", spec, "--results", results, *args)
+    assert code == 2, (out, err)
+    assert message in err, err
+    assert "Traceback" not in err and len(err.strip().splitlines()) == 1, err
+    assert _snapshot(tmp_path) == before, "bad input must write nothing"
+    assert not ray.is_initialized(), "bad input must not start Ray"
+
+
+@pytest.mark.parametrize("case,args,message", CLI, ids=[c[0] for c in CLI])
+def test_bad_cli_call(case, args, message, tmp_path, run_cli):
+    spec = tmp_path / "spec.yaml"
+    spec.write_text(GOOD)
+    args = [a.format(tmp=tmp_path, spec=spec) for a in args]
+    before = _snapshot(tmp_path)
+    code, out, err = run_cli(*args)
+    assert code == 2, (out, err)
+    assert message.format(tmp=tmp_path) in err, err
+    assert "Traceback" not in err and len(err.strip().splitlines()) == 1, err
+    assert _snapshot(tmp_path) == before
+
+
+def test_missing_fashion_mnist_names_every_place(tmp_path, run_cli, monkeypatch):
+    """No data anywhere and no network: one line that lists where it looked and the fix."""
+    import mixerlab.data.idx as idx
+
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))
+    monkeypatch.setenv("MIXERLAB_DATA", str(tmp_path / "nowhere"))
+    monkeypatch.setattr(idx, "DEBIAN_ROOT", tmp_path / "not-installed", raising=False)
+    code, _, err = run_cli("train", "--dataset", "fashion-mnist", "--data-dir", tmp_path / "empty")
+    assert code == 2
+    assert "apt-get install dataset-fashion-mnist" in err and "Traceback" not in err
+
+
+def test_counts():
+    """The reliability table in the README quotes these numbers."""
+    assert len(SPECS) + len(CLI) >= 25

@@ -1,0 +1,169 @@
+"""Sweeps on real Ray (an embedded local instance) with small real Fashion-MNIST subsets."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from mixerlab.sweep import expand, load_spec
+
+FASHION = Path("/usr/share/datasets/fashion-mnist/train-images-idx3-ubyte.gz")
+needs_fashion = pytest.mark.skipif(not FASHION.exists(), reason="apt-get install dataset-fashion-mnist")
+
+SPEC = """\
+name: {name}
+question: Does the mixer matter on a tiny subset?
+dataset: {{name: fashion-mnist, train_subset: {subset}, val_fraction: 0.02}}
+train: {{epochs: {epochs}, batch_size: 64, measure_throughput: false}}
+model: {{depth: 1, width: 16}}
+{grid}
+seeds: {seeds}
+resources: {{cpu: 1}}
+"""
+
+
+def write_spec(tmp_path: Path, name="t", subset=256, epochs=1, seeds=1,
+               grid="grid: {mixer: [conv, attention], patch_size: [4, 7]}") -> Path:
+    path = tmp_path / f"{name}.yaml"
+    path.write_text(SPEC.format(name=name, subset=subset, epochs=epochs, seeds=seeds, grid=grid))
+    return path
+
+
+def sweep(*args, timeout=300, env=None):
+    return subprocess.run([sys.executable, "-m", "mixerlab", "sweep", *map(str, args)],
+                          capture_output=True, text=True, timeout=timeout,
+                          env={**os.environ, **(env or {})})
+
+
+@needs_fashion
+@pytest.mark.slow
+def test_grid_completes_with_one_row_per_trial(tmp_path):
+    spec = write_spec(tmp_path)
+    proc = sweep(spec, "--results", tmp_path / "results")
+    assert proc.returncode == 0, proc.stderr
+    study = tmp_path / "results" / "t"
+    trials = pd.read_parquet(study / "trials.parquet")
+    assert len(trials) == 4 and trials["trial_id"].is_unique
+    assert set(trials["status"]) == {"ok"}
+    assert set(trials["mixer"]) == {"conv", "attention"} and set(trials["patch_size"]) == {4, 7}
+    for col in ("seed", "test_acc", "params", "macs", "train_images_per_s", "device_name",
+                "git_commit", "torch_version", "trial_time_s"):
+        assert trials[col].notna().all(), col
+    history = pd.read_parquet(study / "history.parquet")
+    assert len(history) == 4 and set(history["trial_id"]) == set(trials["trial_id"])
+    assert (study / "trials.csv").exists() and (study / "spec.yaml").read_text() == spec.read_text()
+    prov = json.loads((study / "provenance.json").read_text())
+    assert prov["n_trials"] == 4 and prov["versions"]["ray_version"] and prov["command"]
+    assert "trials 4/4 done" in proc.stderr  # the progress line
+    # a finished study is a no-op that says so
+    again = sweep(spec, "--results", tmp_path / "results")
+    assert again.returncode == 0 and "nothing to run" in again.stderr
+    # a changed spec is refused...
+    spec.write_text(spec.read_text().replace("epochs: 1", "epochs: 2"))
+    changed = sweep(spec, "--results", tmp_path / "results")
+    assert changed.returncode == 2 and "different spec" in changed.stderr
+    assert len(pd.read_parquet(study / "trials.parquet")) == 4
+
+
+@needs_fashion
+@pytest.mark.slow
+def test_diverging_trial_is_recorded_while_others_finish(tmp_path):
+    grid = "configs: [{mixer: conv, patch_size: 7}, {mixer: conv, patch_size: 7, lr: 1.0e+9, grad_clip: null}]"
+    proc = sweep(write_spec(tmp_path, name="div", grid=grid), "--results", tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    trials = pd.read_parquet(tmp_path / "div" / "trials.parquet").set_index("lr")
+    assert trials.loc[1e9, "status"] == "diverged" and "loss became" in trials.loc[1e9, "error"]
+    assert trials.drop(1e9)["status"].tolist() == ["ok"]
+    status = subprocess.run([sys.executable, "-m", "mixerlab", "status", tmp_path / "div"],
+                            capture_output=True, text=True)
+    assert "1 diverged, 1 ok" in status.stdout and "loss became" in status.stdout
+
+
+@needs_fashion
+@pytest.mark.slow
+def test_killed_driver_resumes_and_keeps_each_trial_once(tmp_path):
+    spec = write_spec(tmp_path, name="kill", subset=2048, epochs=3, seeds=2,
+                      grid="grid: {mixer: [conv, identity], patch_size: [7]}")
+    results = tmp_path / "results"
+    proc = subprocess.Popen([sys.executable, "-m", "mixerlab", "sweep", spec, "--results", results],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    ray_dir = results / "kill" / "ray"
+    deadline = time.time() + 120
+    while time.time() < deadline and not list(ray_dir.rglob("checkpoint_*")):
+        time.sleep(0.5)  # wait until some trial has checkpointed an epoch
+    assert list(ray_dir.rglob("checkpoint_*")), "no trial checkpointed in time"
+    os.killpg(proc.pid, signal.SIGKILL)  # the driver and its Ray processes, like a power cut
+    proc.wait()
+    done_before = {f.stem for f in (results / "kill" / "records").glob("*.json")}
+    again = sweep(spec, "--results", results)
+    assert again.returncode == 0, again.stderr
+    trials = pd.read_parquet(results / "kill" / "trials.parquet")
+    assert len(trials) == 4 and trials["trial_id"].is_unique and set(trials["status"]) == {"ok"}
+    for tid in done_before:  # finished trials were not trained again
+        assert json.loads((results / "kill" / "records" / f"{tid}.json").read_text())["trial_id"] == tid
+
+
+@needs_fashion
+def test_match_params_solves_widths_within_tolerance(tmp_path):
+    from mixerlab.measure import count_params
+    from mixerlab.models import create_model
+
+    spec = load_spec(write_spec(tmp_path, grid="""grid: {mixer: [conv, attention, mlp, identity], patch_size: [4]}
+match: {by: params, reference: {mixer: conv, width: 48}, tolerance: 0.03}"""))
+    plan = expand(spec, (28, 1, 10))
+    target = count_params(create_model(plan.configs[0].model_copy(update={"width": 48})))["params"]
+    widths = {}
+    for trial in plan.trials:
+        params = count_params(create_model(trial.config.model))["params"]
+        assert abs(params - target) <= 0.03 * target
+        assert trial.extra["match_target_params"] == target
+        widths[trial.config.model.mixer] = trial.config.model.width
+    assert widths["identity"] > widths["conv"] > widths["attention"]  # cheaper mixers get wider
+
+
+def test_irrelevant_factors_collapse_in_the_plan(tmp_path):
+    spec = load_spec(write_spec(tmp_path, grid="grid: {mixer: [conv, attention], kernel_size: [3, 5, 7]}"))
+    spec.dataset = {"name": "synthetic"}
+    plan = expand(spec, (28, 1, 10))
+    assert len(plan.configs) == 4 and plan.collapsed == 2  # 3 conv + 1 attention
+
+
+@needs_fashion
+def test_dry_run_lists_trials_and_starts_nothing(tmp_path, run_cli):
+    import ray
+
+    spec = write_spec(tmp_path, grid="grid: {mixer: [conv, attention], kernel_size: [3, 5]}")
+    code, out, err = run_cli("sweep", spec, "--dry-run", "--results", tmp_path / "results")
+    assert code == 0, err
+    assert "3 configuration(s) x 1 seed(s) = 3 trials" in out
+    assert "1 grid point(s) collapsed" in out and "estimated training compute" in out
+    assert not (tmp_path / "results").exists() and not ray.is_initialized()
+
+
+@needs_fashion
+@pytest.mark.slow
+def test_two_node_cluster_with_address(tmp_path):
+    """A real two-node Ray cluster on this machine: `ray start --head` + a worker node."""
+    ray_bin = Path(sys.executable).with_name("ray")
+    port = 6390 + os.getpid() % 500
+    env = {**os.environ, "RAY_DISABLE_USAGE_STATS": "1"}
+    subprocess.run([ray_bin, "start", "--head", f"--port={port}", "--num-cpus=1",
+                    "--include-dashboard=false"], check=True, capture_output=True, env=env, timeout=120)
+    try:
+        subprocess.run([ray_bin, "start", f"--address=127.0.0.1:{port}", "--num-cpus=1"],
+                       check=True, capture_output=True, env=env, timeout=120)
+        proc = sweep(write_spec(tmp_path, name="cluster"), "--results", tmp_path / "results",
+                     "--address", f"127.0.0.1:{port}")
+        assert proc.returncode == 0, proc.stderr
+        trials = pd.read_parquet(tmp_path / "results" / "cluster" / "trials.parquet")
+        assert len(trials) == 4 and set(trials["status"]) == {"ok"}
+    finally:
+        subprocess.run([ray_bin, "stop", "--force"], capture_output=True, env=env, timeout=120)
