@@ -41,7 +41,7 @@ SPECS = [
     ("patch-not-dividing", GOOD.replace("[4, 7]", "[4, 5]"), [], "patch_size: 5 does not divide image_size 28"),
     ("heads-not-dividing", GOOD.replace("width: 8", "width: 8, heads: 3"), [], "heads: 3 does not divide width 8"),
     ("unknown-mixer", GOOD.replace("[conv, attention]", "[conv, transformer]"), [], "mixer: unknown 'transformer'"),
-    ("unknown-grid-factor", GOOD.replace("patch_size: [4, 7]", "lr: [0.1]"), [], "grid.lr: not a factor"),
+    ("unknown-grid-factor", GOOD.replace("patch_size: [4, 7]", "optimizer: [sgd]"), [], "grid.optimizer: not a factor"),
     ("empty-grid-list", GOOD.replace("[4, 7]", "[]"), [], "grid.patch_size: empty list"),
     ("grid-and-configs", GOOD + "configs: [{mixer: conv}]\n", [], "either 'grid'"),
     ("empty-configs", GOOD.replace("grid: {mixer: [conv, attention], patch_size: [4, 7]}", "configs: []"), [], "configs: empty list"),
@@ -105,14 +105,26 @@ def test_bad_cli_call(case, args, message, tmp_path, run_cli):
 
 def test_missing_fashion_mnist_names_every_place(tmp_path, run_cli, monkeypatch):
     """No data anywhere and no network: one line that lists where it looked and the fix."""
+    import urllib.error
+
+    import torchvision.datasets.utils as tv_utils
+
     import mixerlab.data.idx as idx
 
+    def offline(*args, **kwargs):  # this machine has no route to the mirrors either
+        raise urllib.error.URLError("network unreachable")
+
     monkeypatch.setenv("HOME", str(tmp_path / "home"))
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
     monkeypatch.setenv("MIXERLAB_DATA", str(tmp_path / "nowhere"))
-    monkeypatch.setattr(idx, "DEBIAN_ROOT", tmp_path / "not-installed", raising=False)
+    monkeypatch.setattr(idx, "DEBIAN_ROOT", tmp_path / "not-installed")
+    monkeypatch.setattr(tv_utils, "download_url", offline)
     code, _, err = run_cli("train", "--dataset", "fashion-mnist", "--data-dir", tmp_path / "empty")
-    assert code == 2
-    assert "apt-get install dataset-fashion-mnist" in err and "Traceback" not in err
+    assert code == 2 and "Traceback" not in err and len(err.strip().splitlines()) == 1
+    for place in (tmp_path / "empty", tmp_path / "nowhere", tmp_path / "not-installed" / "fashion-mnist",
+                  tmp_path / "cache" / "mixerlab" / "fashion-mnist"):
+        assert str(place) in err
+    assert "apt-get install dataset-fashion-mnist" in err and "--data-dir" in err
 
 
 def test_counts():

@@ -113,13 +113,15 @@ def test_killed_driver_resumes_and_keeps_each_trial_once(tmp_path):
 
 @needs_fashion
 def test_match_params_solves_widths_within_tolerance(tmp_path):
+    from mixerlab.config import ModelConfig
     from mixerlab.measure import count_params
     from mixerlab.models import create_model
 
     spec = load_spec(write_spec(tmp_path, grid="""grid: {mixer: [conv, attention, mlp, identity], patch_size: [4]}
-match: {by: params, reference: {mixer: conv, width: 48}, tolerance: 0.03}"""))
+match: {by: params, reference: {mixer: conv, width: 96, depth: 2}, tolerance: 0.03}"""))
     plan = expand(spec, (28, 1, 10))
-    target = count_params(create_model(plan.configs[0].model_copy(update={"width": 48})))["params"]
+    reference = ModelConfig(mixer="conv", width=96, depth=2)  # the spec's base model + overrides
+    target = count_params(create_model(reference))["params"]
     widths = {}
     for trial in plan.trials:
         params = count_params(create_model(trial.config.model))["params"]
@@ -154,16 +156,21 @@ def test_two_node_cluster_with_address(tmp_path):
     """A real two-node Ray cluster on this machine: `ray start --head` + a worker node."""
     ray_bin = Path(sys.executable).with_name("ray")
     port = 6390 + os.getpid() % 500
-    env = {**os.environ, "RAY_DISABLE_USAGE_STATS": "1"}
+    import secrets
+
+    # Token authentication, as a real cluster would have it: every process shares the token.
+    env = {**os.environ, "RAY_DISABLE_USAGE_STATS": "1", "RAY_AUTH_MODE": "token",
+           "RAY_AUTH_TOKEN": secrets.token_hex(32)}
     subprocess.run([ray_bin, "start", "--head", f"--port={port}", "--num-cpus=1",
                     "--include-dashboard=false"], check=True, capture_output=True, env=env, timeout=120)
     try:
         subprocess.run([ray_bin, "start", f"--address=127.0.0.1:{port}", "--num-cpus=1"],
                        check=True, capture_output=True, env=env, timeout=120)
         proc = sweep(write_spec(tmp_path, name="cluster"), "--results", tmp_path / "results",
-                     "--address", f"127.0.0.1:{port}")
+                     "--address", f"127.0.0.1:{port}", env=env)
         assert proc.returncode == 0, proc.stderr
         trials = pd.read_parquet(tmp_path / "results" / "cluster" / "trials.parquet")
         assert len(trials) == 4 and set(trials["status"]) == {"ok"}
+        assert trials["ray_node_id"].nunique() == 2  # one CPU per node: both nodes ran trials
     finally:
         subprocess.run([ray_bin, "stop", "--force"], capture_output=True, env=env, timeout=120)

@@ -61,8 +61,10 @@ def dry_run(spec, data, plan, spec_path) -> int:
               "mixer does not use (e.g. kernel_size for attention)")
     print(rows.to_string(index=False, float_format=lambda v: f"{v:,.3g}"))
     total = rows["train_GMACs"].sum() * seeds
-    print(f"estimated training compute: {total:,.0f} GMACs in all"
-          f" (on this machine ~{_estimate_seconds(plan, total):,.0f} CPU-core-seconds)")
+    secs = _estimate_seconds(plan, total)
+    print(f"estimated training compute: {total:,.2f} GMACs in all, about {secs / 60:,.1f} "
+          "CPU-core-minutes on this machine (from a short benchmark of the first configuration; "
+          "evaluation and start-up not included)")
     return 0
 
 

@@ -1,9 +1,13 @@
-"""Data sets held whole on the training device, and the batched pipeline that feeds them."""
+"""Data sets held whole in memory, and the batched pipeline that feeds them to the device.
+
+``load_dataset(DataConfig) -> Dataset`` reads and splits a registered data set;
+``DeviceLoader`` (or ``make_loaders``) turns it into augmented, normalised batches.
+"""
 
 from mixerlab.data import cifar, idx, imagefolder, synthetic  # noqa: F401  (register sources)
-from mixerlab.data.base import Dataset, RawSplits
-from mixerlab.data.pipeline import DeviceLoader
-from mixerlab.data.registry import list_datasets, load_dataset, register_dataset, register_source
+from mixerlab.data.base import Dataset, RawSplits, pixel_stats
+from mixerlab.data.pipeline import DeviceLoader, make_loaders
+from mixerlab.data.registry import list_datasets, load_dataset, register_dataset
 
 __all__ = ["Dataset", "DeviceLoader", "RawSplits", "list_datasets", "load_dataset",
-           "register_dataset", "register_source"]
+           "make_loaders", "pixel_stats", "register_dataset"]

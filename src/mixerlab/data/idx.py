@@ -1,8 +1,13 @@
-"""MNIST and Fashion-MNIST from the standard IDX files (LeCun et al.; Xiao et al. 2017)."""
+"""MNIST and Fashion-MNIST from their IDX files (LeCun et al. 1998; Xiao et al. 2017).
+
+IDX layout (http://yann.lecun.com/exdb/mnist/): two zero bytes, a type code, the number of
+dimensions, one big-endian uint32 per dimension, then the values, big-endian, row-major.
+"""
 
 from __future__ import annotations
 
 import gzip
+import zlib
 from pathlib import Path
 
 import numpy as np
@@ -10,93 +15,94 @@ import torch
 
 from mixerlab.data import locate
 from mixerlab.data.base import RawSplits
-from mixerlab.data.registry import register_source
+from mixerlab.data.registry import register_dataset
 from mixerlab.errors import ConfigError
 
-FILES = ("train-images-idx3-ubyte", "train-labels-idx1-ubyte", "t10k-images-idx3-ubyte",
-         "t10k-labels-idx1-ubyte")
-_DTYPE = {0x08: np.uint8}
+DEBIAN_ROOT = Path("/usr/share/datasets")  # Debian's dataset-fashion-mnist installs here
+FILES = ("train-images-idx3-ubyte", "train-labels-idx1-ubyte",
+         "t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte")
+_TYPES = {0x08: ">u1", 0x09: ">i1", 0x0B: ">i2", 0x0C: ">i4", 0x0D: ">f4", 0x0E: ">f8"}
 
 
 def read_idx(path: Path) -> np.ndarray:
-    """Read an IDX file (gzipped or not): magic 0x0000 <dtype> <ndim>, big-endian sizes, data."""
-    opener = gzip.open if path.suffix == ".gz" else open
+    """Read one IDX file, gzipped or not (told by its first bytes, not its name)."""
+    fix = "delete it (or re-install its package) so that a good copy is found or fetched"
     try:
-        with opener(path, "rb") as f:
-            raw = f.read()
-    except (OSError, EOFError) as err:
-        raise ConfigError(f"{path}: not a readable IDX file ({err}); re-install or re-download it") from None
-    if len(raw) < 4 or raw[0] != 0 or raw[1] != 0 or raw[2] not in _DTYPE:
-        raise ConfigError(f"{path}: bad IDX magic number; the file is corrupt, re-install or re-download it")
-    ndim = raw[3]
-    dims = [int.from_bytes(raw[4 + 4 * i: 8 + 4 * i], "big") for i in range(ndim)]
-    start, count = 4 + 4 * ndim, int(np.prod(dims))
-    if len(raw) - start != count:
-        raise ConfigError(f"{path}: truncated IDX file ({len(raw) - start} of {count} values); "
-                          "re-install or re-download it")
-    return np.frombuffer(raw, dtype=_DTYPE[raw[2]], offset=start).reshape(dims)
+        raw = Path(path).read_bytes()
+        if raw[:2] == b"\x1f\x8b":
+            raw = gzip.decompress(raw)
+    except (OSError, EOFError, zlib.error) as err:
+        raise ConfigError(f"{path}: cannot read this IDX file ({err}); {fix}") from None
+    if len(raw) < 4 or raw[:2] != b"\0\0" or raw[2] not in _TYPES:
+        raise ConfigError(f"{path}: not an IDX file (bad magic number {raw[:4].hex() or 'none'}); {fix}")
+    start, dtype = 4 + 4 * raw[3], np.dtype(_TYPES[raw[2]])
+    dims = np.frombuffer(raw[4:start], dtype=">u4").tolist() if len(raw) >= start else []
+    if len(raw) < start or len(raw) - start != int(np.prod(dims)) * dtype.itemsize:
+        raise ConfigError(f"{path}: truncated or padded IDX file (header says {dims}, "
+                          f"{len(raw) - start} bytes of data); {fix}")
+    return np.frombuffer(raw, dtype=dtype, offset=start).reshape(dims)
 
 
 def _file(folder: Path, stem: str) -> Path | None:
-    for name in (stem + ".gz", stem):
-        if (folder / name).exists():
-            return folder / name
-    return None
+    return next((folder / n for n in (stem + ".gz", stem) if (folder / n).is_file()), None)
 
 
-def _has_all(folder: Path) -> bool:
-    return all(_file(folder, s) for s in FILES)
+def _fetch(tv_class):
+    """Fetch the four files into a folder with torchvision's mirror list and md5 sums."""
+
+    def fetch(dest: Path) -> None:
+        from torchvision.datasets import utils  # looked up at call time: tests replace it
+
+        for filename, md5 in tv_class.resources:
+            for i, mirror in enumerate(tv_class.mirrors):
+                try:
+                    utils.download_url(mirror + filename, str(dest), filename=filename, md5=md5)
+                    break
+                except (OSError, RuntimeError):  # URLError, timeout, bad checksum: next mirror
+                    if i == len(tv_class.mirrors) - 1:
+                        raise
+
+    return fetch
 
 
-def _download(name: str, tv_class) -> Path:
-    """Fetch the four files with torchvision's mirror list and md5 sums into the user cache."""
-    from torchvision.datasets.utils import download_url
-
-    dest = locate.cache_root() / name
-    errors = []
-    for filename, md5 in tv_class.resources:
-        for mirror in tv_class.mirrors:
-            try:
-                download_url(mirror + filename, str(dest), filename=filename, md5=md5)
-                break
-            except Exception as err:  # network refused, DNS, checksum: try the next mirror
-                errors.append(f"{type(err).__name__}")
-        else:
-            raise OSError(errors[-1] if errors else "no mirror answered")
-    return dest
-
-
-def _load(name: str, cfg, tv_class, classes, mean, std, flip: bool) -> RawSplits:
-    folder = locate.find(name, cfg.data_dir, _has_all)
+def _load(name: str, cfg, tv_class, mean: float, std: float, flip: bool, fix: str) -> RawSplits:
+    dirs = locate.candidates(name, cfg.data_dir, system=DEBIAN_ROOT / name)
+    folder = locate.find(dirs, lambda d: all(_file(d, s) for s in FILES))
     if folder is None:
         try:
-            folder = _download(name, tv_class)
-        except Exception as err:
-            raise locate.not_found(
-                name, cfg.data_dir, True, str(err) or type(err).__name__,
-                f"install it with 'apt-get install dataset-{name}' (Debian) or pass --data-dir DIR "
-                "(or set MIXERLAB_DATA) to a folder holding its four IDX .gz files") from None
-    arrays = [read_idx(_file(folder, s)) for s in FILES]
-    tx, ty, vx, vy = (torch.from_numpy(a.copy()) for a in arrays)
-    if len(tx) != len(ty) or len(vx) != len(vy):
-        raise ConfigError(f"{folder}: image and label files disagree in length; re-install the data")
-    return RawSplits(tx[:, None], ty.long(), vx[:, None], vy.long(), classes, mean, std,
+            folder = locate.download(name, _fetch(tv_class))
+        except (OSError, RuntimeError) as err:
+            needs = ", ".join(s + "[.gz]" for s in FILES)
+            raise locate.not_found(name, dirs, needs, err, fix) from None
+    tx, ty, vx, vy = (torch.from_numpy(read_idx(_file(folder, s)).copy()) for s in FILES)
+    classes = list(tv_class.classes)
+    for x, y, split in ((tx, ty, "train"), (vx, vy, "t10k")):
+        labels_ok = len(y) == 0 or 0 <= int(y.min()) <= int(y.max()) < len(classes)
+        if x.dim() != 3 or x.dtype != torch.uint8 or y.shape != (len(x),) or not labels_ok:
+            raise ConfigError(f"{folder}: {split} images and labels do not fit together "
+                              f"(images {tuple(x.shape)}, labels {tuple(y.shape)}); re-install the data")
+    return RawSplits(tx[:, None], ty.long(), vx[:, None], vy.long(), classes, (mean,), (std,),
                      crop_padding=2, flip=flip, source=str(folder))
 
 
-@register_source("fashion-mnist")
+@register_dataset("fashion-mnist")
 def fashion_mnist(cfg) -> RawSplits:
     """Zalando's Fashion-MNIST: 60k/10k 28x28 grey images of clothing, 10 classes."""
     from torchvision.datasets import FashionMNIST
 
-    # Mean/std of the 60k training images (checked against the data in the tests).
-    # Clothes are left-right symmetric, so horizontal flips are label-preserving.
-    return _load("fashion-mnist", cfg, FashionMNIST, FashionMNIST.classes, (0.2860,), (0.3530,), flip=True)
+    # Mean/std of the 60k training images (tests/test_data.py recomputes them from the data).
+    # Clothes are left-right symmetric, so a horizontal flip keeps the label.
+    return _load("fashion-mnist", cfg, FashionMNIST, 0.2860, 0.3530, flip=True,
+                 fix="apt-get install dataset-fashion-mnist (Debian), or pass --data-dir DIR "
+                     "(or set MIXERLAB_DATA=DIR) for a folder holding the four IDX files")
 
 
-@register_source("mnist")
+@register_dataset("mnist")
 def mnist(cfg) -> RawSplits:
     """MNIST digits: 60k/10k 28x28 grey images, 10 classes. Digits are never flipped."""
     from torchvision.datasets import MNIST
 
-    return _load("mnist", cfg, MNIST, MNIST.classes, (0.1307,), (0.3081,), flip=False)
+    # 0.1307/0.3081: the training-set statistics used by PyTorch's MNIST example.
+    return _load("mnist", cfg, MNIST, 0.1307, 0.3081, flip=False,
+                 fix="pass --data-dir DIR (or set MIXERLAB_DATA=DIR) for a folder holding the "
+                     "four IDX files, or allow the download")

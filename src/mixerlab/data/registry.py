@@ -1,5 +1,9 @@
-"""Data-set registry and ``load_dataset``: the split, subset, resize and augmentation choices
-made once for every source."""
+"""The data-set registry and ``load_dataset``, which makes the choices common to every source.
+
+A source (``@register_dataset("name")``) only reads files into :class:`RawSplits`. Here,
+once for all of them: the validation split, the training subset, the resize and the
+augmentation setting. A new source therefore gets all of that, tested, for free.
+"""
 
 from __future__ import annotations
 
@@ -10,66 +14,73 @@ import torch.nn.functional as F
 
 from mixerlab.config import DataConfig
 from mixerlab.data.base import Dataset, RawSplits
+from mixerlab.data.split import split_indices
 from mixerlab.errors import ConfigError
 
-_SOURCES: dict[str, Callable[[DataConfig], RawSplits]] = {}
+Source = Callable[[DataConfig], RawSplits]
+_SOURCES: dict[str, Source] = {}
 
 
-def register_source(name: str):
-    def wrap(fn):
+def register_dataset(name: str) -> Callable[[Source], Source]:
+    """Decorator: make ``fn(cfg) -> RawSplits`` loadable as ``DataConfig(name=name)``."""
+
+    def wrap(fn: Source) -> Source:
+        if name in _SOURCES and _SOURCES[name] is not fn:
+            raise ValueError(f"data set '{name}' is registered twice")
         _SOURCES[name] = fn
         return fn
 
     return wrap
 
 
-register_dataset = register_source
-
-
 def list_datasets() -> list[str]:
     return sorted(_SOURCES)
 
 
-def _stratified_split(y: torch.Tensor, fraction: float, seed: int) -> tuple[torch.Tensor, torch.Tensor]:
-    """Indices (kept, held out): ``fraction`` of every class held out, chosen with ``seed``."""
-    g = torch.Generator().manual_seed(seed)
-    keep, held = [], []
-    for c in torch.unique(y):
-        idx = torch.nonzero(y == c).flatten()
-        idx = idx[torch.randperm(len(idx), generator=g)]
-        k = int(round(len(idx) * fraction))
-        held.append(idx[:k])
-        keep.append(idx[k:])
-    return torch.cat(keep).sort().values, torch.cat(held).sort().values
+def resize(x: torch.Tensor, size: int) -> torch.Tensor:
+    """(N, C, H, W) uint8 to (N, C, size, size) uint8, once at load time (never per batch).
 
-
-def _resize(x: torch.Tensor, size: int) -> torch.Tensor:
-    if x.shape[-1] == size and x.shape[-2] == size:
+    Bilinear with antialiasing, so shrinking averages instead of skipping pixels. Chunked
+    to keep the float copy small.
+    """
+    if x.shape[-2:] == (size, size):
         return x
-    out = F.interpolate(x.float(), size=(size, size), mode="bilinear", antialias=True, align_corners=False)
-    return out.round().clamp(0, 255).to(torch.uint8)  # once, at load time, not per batch
+    out = [F.interpolate(c.float(), size=(size, size), mode="bilinear", antialias=True,
+                         align_corners=False).round_().clamp_(0, 255).to(torch.uint8)
+           for c in x.split(4096)]
+    return torch.cat(out) if out else x.new_empty((0, x.shape[1], size, size))
 
 
 def load_dataset(cfg: DataConfig) -> Dataset:
-    """Load ``cfg.name`` and split it: train / validation (from train, fixed seed) / test."""
+    """Read ``cfg.name`` and split it: train / validation (carved from train) / test."""
     if cfg.name not in _SOURCES:
-        raise ConfigError(f"dataset: unknown '{cfg.name}'; choose one of {', '.join(list_datasets())}")
+        raise ConfigError(f"dataset: unknown '{cfg.name}'; known data sets: "
+                          f"{', '.join(list_datasets())} (set dataset.name or --dataset)")
     raw = _SOURCES[cfg.name](cfg)
-    train_idx, val_idx = _stratified_split(raw.train_y, cfg.val_fraction, cfg.split_seed)
-    if cfg.train_subset is not None:
-        if cfg.train_subset > len(train_idx):
-            raise ConfigError(f"train_subset: {cfg.train_subset} is more than the {len(train_idx)} "
-                              f"training images of {cfg.name} after the validation split; lower it")
-        frac = 1 - cfg.train_subset / len(train_idx)
-        sub, _ = _stratified_split(raw.train_y[train_idx], frac, cfg.split_seed + 1)
-        train_idx = train_idx[sub]
-    size = cfg.image_size or raw.train_x.shape[-1]
-    augment = cfg.augment
-    crop, flip = (raw.crop_padding, raw.flip) if augment in (None, True) else (0, False)
+    try:
+        train, val = split_indices(raw.train_y, cfg.val_fraction, cfg.train_subset, cfg.split_seed)
+    except ValueError:
+        n = len(raw.train_y) - int(cfg.val_fraction * len(raw.train_y) + 0.5)
+        raise ConfigError(f"train_subset: {cfg.train_subset} is more than the {n} training images "
+                          f"{cfg.name} has after the validation split; lower it") from None
+
+    native, notes = raw.train_x.shape[-1], list(raw.notes)
+    size = cfg.image_size or native
+    if raw.train_x.shape[-2] != native and not cfg.image_size:
+        raise ConfigError(f"{cfg.name}: images are not square ({tuple(raw.train_x.shape[-2:])}); "
+                          "set dataset.image_size (or --image-size)")
+    crop, flip = raw.crop_padding, raw.flip
+    if size != native:
+        notes.append(f"resized from {native} to {size} px at load time")
+        crop = max(1, round(crop * size / native)) if crop else 0  # same shift, relative to size
+    if not (raw.augment_default if cfg.augment is None else cfg.augment):
+        crop, flip = 0, False
+
     return Dataset(
-        name=cfg.name, train_x=_resize(raw.train_x[train_idx], size), train_y=raw.train_y[train_idx],
-        val_x=_resize(raw.train_x[val_idx], size), val_y=raw.train_y[val_idx],
-        test_x=_resize(raw.test_x, size), test_y=raw.test_y, classes=list(raw.classes),
-        mean=tuple(raw.mean), std=tuple(raw.std), crop_padding=crop, flip=flip,
-        source=raw.source, synthetic=raw.synthetic, notes=list(raw.notes),
+        name=cfg.name,
+        train_x=resize(raw.train_x[train], size), train_y=raw.train_y[train],
+        val_x=resize(raw.train_x[val], size), val_y=raw.train_y[val],
+        test_x=resize(raw.test_x, size), test_y=raw.test_y,
+        classes=list(raw.classes), mean=tuple(raw.mean), std=tuple(raw.std),
+        crop_padding=crop, flip=flip, source=raw.source, synthetic=raw.synthetic, notes=notes,
     )

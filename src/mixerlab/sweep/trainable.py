@@ -37,6 +37,10 @@ def error_record(trial: Trial, study: str, err: BaseException) -> dict:
     """A complete-as-possible row for a trial that raised: its factors and the error."""
     cfg = trial.config
     tail = traceback.format_exception_only(type(err), err)[-1].strip()
+    frames = traceback.extract_tb(err.__traceback__)
+    if frames:  # where it happened: the innermost frame, for `mixerlab status`
+        f = frames[-1]
+        tail += f" (at {Path(f.filename).name}:{f.lineno} in {f.name})"
     rec = {"trial_id": trial.trial_id, "study": study, "status": "error", "error": tail,
            "variant": cfg.model.label, **cfg.model.model_dump(), "dataset": cfg.data.name,
            **cfg.train.model_dump(exclude={"device", "threads", "eval_batch_size",
@@ -64,7 +68,10 @@ def run_trial(config: dict, data=None, study: str = "") -> None:
         record = train(cfg, data=data, on_epoch=on_epoch, checkpoint=RayCheckpoint())
     except Exception as err:  # a bug or bad input in one trial must not stop the sweep
         record = error_record(trial, study, err)
-    record.update(trial_id=trial.trial_id, study=study, **trial.extra)
+    import ray
+
+    record.update(trial_id=trial.trial_id, study=study, **trial.extra,
+                  ray_node_id=ray.get_runtime_context().get_node_id())
     last = record["history"][-1] if record.get("history") else {}
     tune.report({"epoch": last.get("epoch", 0), "val_acc": record.get("val_acc", float("nan")),
                  "final": True, "status": record["status"],

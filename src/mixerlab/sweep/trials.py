@@ -52,8 +52,13 @@ def _cost(cfg: ModelConfig, by: str) -> int:
 def solve_width(cfg: ModelConfig, target: int, by: str, tolerance: float) -> tuple[ModelConfig, int]:
     """Smallest-error width (a multiple of ``heads`` for attention) by bisection on cost."""
     step = cfg.heads if (cfg.model == "isotropic" and cfg.mixer == "attention") else 1
-    lo, hi = 1, 4096 // step
     at = lambda k: _cost(cfg.model_copy(update={"width": k * step}), by)  # noqa: E731
+    lo, hi = 1, max(1, cfg.width // step)
+    while at(hi) < target:  # grow the bracket by doubling: never builds a huge model
+        lo, hi = hi + 1, hi * 2
+        if hi * step > 16384:
+            raise ConfigError(f"match: {cfg.label} cannot reach {target:,} {by} below width 16384; "
+                              "lower the reference or remove this variant")
     while lo < hi:  # cost grows with width: find the first k with cost >= target
         mid = (lo + hi) // 2
         if at(mid) < target:
