@@ -4,7 +4,13 @@ import pytest
 import torch
 
 from mixerlab.config import ModelConfig
-from mixerlab.measure import benchmark_inference, benchmark_training, count_flops, peak_memory
+from mixerlab.measure import (
+    benchmark_inference,
+    benchmark_training,
+    count_flops,
+    peak_memory,
+    reset_peak_memory,
+)
 from mixerlab.models import create_model, list_mixers
 
 
@@ -59,5 +65,12 @@ def test_throughput_and_memory_records():
     assert tr["train_step_images_per_s"] > 0
     # the training benchmark works on a copy: the model passed in is untouched
     assert all(p.grad is None for p in model.parameters())
+    reset_peak_memory("cpu")
+    before = peak_memory("cpu")["peak_mem_mb"]
+    big = torch.ones(64 * 2**20, dtype=torch.uint8)  # touch 64 MiB
+    big.add_(1)
     mem = peak_memory("cpu")
-    assert mem["peak_mem_kind"] == "cpu_max_rss" and mem["peak_mem_mb"] > 10
+    assert mem["peak_mem_kind"] == "cpu_peak_rss" and mem["peak_mem_mb"] >= before + 60
+    del big
+    reset_peak_memory("cpu")  # a new trial in the same process starts a new peak
+    assert peak_memory("cpu")["peak_mem_mb"] < mem["peak_mem_mb"] - 30

@@ -12,6 +12,8 @@ from pathlib import Path
 
 import pandas as pd
 
+from mixerlab.failpoints import failpoint
+
 _UMASK = os.umask(0)
 os.umask(_UMASK)
 
@@ -26,6 +28,7 @@ def _atomic(path: Path, write) -> None:
         write(tmp)
         with open(tmp, "rb") as f:
             os.fsync(f.fileno())
+        failpoint(f"{path.name}:before-rename")
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)

@@ -77,6 +77,7 @@ def train(cfg: TrialConfig, *, data: Dataset | None = None, on_epoch: OnEpoch | 
     """
     started, t_start = provenance.now(), time.perf_counter()
     t, device = cfg.train, pick_device(cfg.train.device)
+    measure.reset_peak_memory(device)
     if t.threads and device.type == "cpu":
         torch.set_num_threads(t.threads)
     data = data if data is not None else load_dataset(cfg.data)
@@ -117,8 +118,8 @@ def train(cfg: TrialConfig, *, data: Dataset | None = None, on_epoch: OnEpoch | 
         if ema is not None:
             ema.load_state_dict(state["ema"])
         history, start_epoch, train_time = state["history"], state["epoch"], state["train_time_s"]
+    resumed_from = start_epoch  # evidence that a restart continued instead of starting over
 
-    measure.reset_peak_memory(device)
     status, error = "ok", ""
     check_every = 20 if cuda else 1  # a NaN check syncs the GPU: not every step there
     try:
@@ -175,6 +176,7 @@ def train(cfg: TrialConfig, *, data: Dataset | None = None, on_epoch: OnEpoch | 
         if cuda:
             torch.cuda.empty_cache()
 
+    counts["resumed_from_epoch"] = resumed_from
     return _record(cfg, data, model if ema is None else ema.module, history, counts,
                    status=status, error=error, train_time=train_time, device=device,
                    amp=amp, test_loader=test_loader, started=started, t_start=t_start)

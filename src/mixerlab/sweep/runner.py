@@ -134,6 +134,9 @@ def run_sweep(spec_path, *, results_root="results", address=None, max_concurrent
 
 def _run_locked(spec, data, plan, study, spec_path, address, max_concurrent, retry_failed, command):
     order = [t.trial_id for t in plan.trials]
+    stale = study.remove_stale_temporaries()
+    if stale:
+        print(f"removed {len(stale)} temporary file(s) left by an interrupted write", file=sys.stderr)
     study.create(spec.fingerprint(), len(plan.trials))
     atomic_write_text(study.path / "spec.yaml", Path(spec_path).read_text())
     records = study.records()
@@ -189,7 +192,10 @@ def _run_locked(spec, data, plan, study, spec_path, address, max_concurrent, ret
                 trainable,
                 param_space={"trial": tune.grid_search([t.to_dict() for t in pending])},
                 tune_config=tune.TuneConfig(max_concurrent_trials=slots, scheduler=scheduler,
-                                            time_budget_s=spec.time_budget_s, reuse_actors=False),
+                                            time_budget_s=spec.time_budget_s,
+                                            # a worker runs trial after trial: no process
+                                            # start and torch import per trial
+                                            reuse_actors=True),
                 run_config=tune.RunConfig(
                     name=_next_run_name(study), storage_path=str(study.ray_dir.resolve()),
                     failure_config=tune.FailureConfig(max_failures=spec.max_failures),
@@ -222,6 +228,10 @@ def _restore(study: Study, trainable, pending: list[Trial], retry_failed: bool):
         return None
     latest = runs[-1]
     if not tune.Tuner.can_restore(str(latest)):
+        return None
+    if not any(latest.glob("experiment_state-*.json")):
+        # Killed before Tune saved any trial: tuner.pkl alone does not hold the param space,
+        # and restoring it would run one trial with an empty config. Nothing ran: start afresh.
         return None
     try:
         tuner = tune.Tuner.restore(str(latest), trainable, resume_unfinished=True,

@@ -67,6 +67,8 @@ class Study:
         parent = self.path if self.path.exists() else self.path.parent
         while not parent.exists():
             parent = parent.parent
+        if not parent.is_dir():  # mkdir below it would fail with a traceback
+            raise ConfigError(f"{parent}: is a file, not a folder; choose another --results folder")
         if not os.access(parent, os.W_OK):
             raise ConfigError(f"{parent}: not writable; choose a --results folder you can write to")
         free_mb = shutil.disk_usage(parent).free / 2**20
@@ -88,6 +90,14 @@ class Study:
         os.ftruncate(fd, 0)
         os.write(fd, str(os.getpid()).encode())
         self._lock_fd = fd
+
+    def remove_stale_temporaries(self) -> list[Path]:
+        """Temporary files of a writer that was killed before its rename (never read)."""
+        stale = [p for p in self.path.rglob(".*.tmp")
+                 if p.is_file() and p.relative_to(self.path).parts[0] != "ray"]
+        for p in stale:
+            p.unlink(missing_ok=True)
+        return stale
 
     def unlock(self) -> None:
         if self._lock_fd is not None:

@@ -42,10 +42,17 @@ def register_mixer(name: str, *, uses=(), pos_embed=False, paper=""):
 
 
 def list_mixers() -> list[str]:
+    from mixerlab.plugins import load_plugins
+
+    load_plugins()
     return sorted(_MIXERS)
 
 
 def get_mixer(name: str) -> MixerInfo:
+    if name not in _MIXERS:
+        from mixerlab.plugins import load_plugins
+
+        load_plugins()
     if name not in _MIXERS:
         raise ConfigError(f"mixer: unknown '{name}'; choose one of {', '.join(list_mixers())}")
     return _MIXERS[name]
