@@ -39,7 +39,11 @@ def run(args) -> int:
 
     counts = summary(path)
     print(f"{path}: {counts}")
-    return 0 if "pending" not in counts and "running" not in counts else 1
+    if "pending" in counts:
+        print(f"not finished: re-run `mixerlab {' '.join(map(shlex.quote, sys.argv[1:]))}` to "
+              "resume where it stopped", file=sys.stderr)
+        return 1
+    return 0
 
 
 def dry_run(spec, data, plan, spec_path) -> int:
@@ -51,7 +55,7 @@ def dry_run(spec, data, plan, spec_path) -> int:
     seeds = len(spec.seed_list)
     t = spec.train_config()
     n_train = len(data.train_y)
-    rows["train_GMACs"] = rows["macs"] * 3 * n_train * t.epochs / 1e9  # fwd + bwd ~ 3x fwd
+    rows["est_train_s"] = _estimate_seconds(plan, n_train, t, spec.resources.cpu)
     pd.set_option("display.width", 200)
     print(f"{spec.name}: {spec.question}")
     print(f"{len(plan.configs)} configuration(s) x {seeds} seed(s) = {len(plan.trials)} trials on "
@@ -59,31 +63,34 @@ def dry_run(spec, data, plan, spec_path) -> int:
     if plan.collapsed:
         print(f"{plan.collapsed} grid point(s) collapsed: they differed only in factors their "
               "mixer does not use (e.g. kernel_size for attention)")
-    print(rows.to_string(index=False, float_format=lambda v: f"{v:,.3g}"))
-    total = rows["train_GMACs"].sum() * seeds
-    secs = _estimate_seconds(plan, total)
-    print(f"estimated training compute: {total:,.2f} GMACs in all, about {secs / 60:,.1f} "
-          "CPU-core-minutes on this machine (from a short benchmark of the first configuration; "
-          "evaluation and start-up not included)")
+    print(rows.to_string(index=False, float_format=lambda v: f"{v:,.4g}"))
+    total = rows["est_train_s"].sum() * seeds
+    slots = max(1, int((os.cpu_count() or 1) // spec.resources.cpu))
+    slots = min(slots, spec.max_concurrent or slots, len(plan.trials))
+    print(f"estimated training time: {total / 60:,.1f} trial-minutes in all, about "
+          f"{total / 60 / slots:,.1f} minutes with {slots} trial(s) at a time on this machine "
+          "(timed training steps of each configuration; evaluation and start-up add ~10-30%)")
     return 0
 
 
-def _estimate_seconds(plan, total_gmacs: float) -> float:
-    """Calibrate GMAC/s with a short training-step benchmark of the first configuration."""
+def _estimate_seconds(plan, n_train: int, t, cpus: float) -> list[float]:
+    """Seconds of training per trial, from a few timed training steps of each configuration."""
     import torch
 
-    from mixerlab.measure import benchmark_training, count_flops
+    from mixerlab.measure import benchmark_training
     from mixerlab.models import create_model
 
-    cfg = plan.configs[0]
-    model = create_model(cfg)
-    shape = (cfg.in_chans, cfg.image_size, cfg.image_size)
     threads = torch.get_num_threads()
-    torch.set_num_threads(1)
+    torch.set_num_threads(max(1, int(cpus)))  # as a trial will run
     try:
-        rate = benchmark_training(model, shape, num_classes=cfg.num_classes, batch_size=64,
-                                  warmup=1, repeats=3, iters=1)["train_step_images_per_s"]
+        out = []
+        for cfg, recipe in zip(plan.configs, plan.recipes):
+            batch = recipe.get("batch_size", t.batch_size)
+            epochs = recipe.get("epochs", t.epochs)
+            rate = benchmark_training(create_model(cfg), (cfg.in_chans, cfg.image_size, cfg.image_size),
+                                      num_classes=cfg.num_classes, batch_size=batch, warmup=1,
+                                      repeats=2, iters=1)["train_step_images_per_s"]
+            out.append(n_train * epochs / rate)
+        return out
     finally:
         torch.set_num_threads(threads)
-    gmacs_per_s = rate * 3 * count_flops(model, shape)["macs"] / 1e9
-    return total_gmacs / max(gmacs_per_s, 1e-9)

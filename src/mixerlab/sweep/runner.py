@@ -177,7 +177,9 @@ def _run_locked(spec, data, plan, study, spec_path, address, max_concurrent, ret
         limit = max_concurrent or spec.max_concurrent
         slots = max(1, min(slots, limit or slots, len(pending)))
         trainable = tune.with_resources(
-            tune.with_parameters(run_trial, data=data, study=spec.name), {"cpu": cpu, "gpu": gpu})
+            tune.with_parameters(run_trial, data=data, study=spec.name,
+                                 records_dir=str(study.records_dir.resolve())),
+            {"cpu": cpu, "gpu": gpu})
         callback = StudyCallback(str(study.path), spec.name, len(order), len(done), slots,
                                  _stopped_record(spec.name))
         tuner = _restore(study, trainable, pending, retry_failed)

@@ -105,8 +105,8 @@ class Spec(BaseModel):
 
     def fingerprint(self) -> str:
         """Hash of what the study computes (not of how it is scheduled)."""
-        d = self.model_dump(mode="json", exclude={"resources", "max_concurrent", "max_failures",
-                                                   "time_budget_s"})
+        d = self.model_dump(mode="json", exclude={"question", "resources", "max_concurrent",
+                                                   "max_failures", "time_budget_s"})
         return hashlib.sha1(json.dumps(d, sort_keys=True).encode()).hexdigest()[:12]
 
 

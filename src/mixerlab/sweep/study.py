@@ -51,6 +51,8 @@ class Study:
 
     def create(self, fingerprint: str, n_trials: int) -> None:
         self.path.mkdir(parents=True, exist_ok=True)
+        if self.marker is not None:
+            return  # keep the original creation time
         atomic_write_text(self.path / MARKER, json.dumps({
             "fingerprint": fingerprint, "n_trials": n_trials, "created_at": provenance.now(),
             "mixerlab_version": provenance.versions()["mixerlab_version"]}, indent=2))

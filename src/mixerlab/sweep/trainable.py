@@ -51,10 +51,24 @@ def error_record(trial: Trial, study: str, err: BaseException) -> dict:
     return rec
 
 
-def run_trial(config: dict, data=None, study: str = "") -> None:
+def _existing_record(records_dir: str | None, trial_id: str) -> dict | None:
+    """The trial's record if it already has one: Ray may restore a finished trial as running."""
+    try:
+        return json.loads((Path(records_dir) / f"{trial_id}.json").read_text()) if records_dir else None
+    except (OSError, ValueError):
+        return None  # none yet, or unreadable: train it
+
+
+def run_trial(config: dict, data=None, study: str = "", records_dir: str | None = None) -> None:
     from mixerlab.train import train  # imported in the worker, after Ray has set threads
 
     trial = Trial.from_dict(config["trial"])
+    done = _existing_record(records_dir, trial.trial_id)
+    if done is not None:  # finished before a killed driver's last experiment-state save
+        tune.report({"epoch": done["epochs_run"], "val_acc": done.get("val_acc", float("nan")),
+                     "final": True, "status": done["status"],
+                     "record_json": json.dumps(done, default=str)})
+        return
     cpus = tune.get_context().get_trial_resources().required_resources.get("CPU", 1)
     cfg = trial.config.model_copy(deep=True)
     cfg.train.threads = max(1, int(cpus))

@@ -9,13 +9,12 @@ from __future__ import annotations
 
 import itertools
 from dataclasses import dataclass, field
-from pathlib import Path
 
 from mixerlab.checkpoint import config_hash
 from mixerlab.config import ModelConfig, TrainConfig, TrialConfig, parse
 from mixerlab.errors import ConfigError
 from mixerlab.measure import count_flops, count_params
-from mixerlab.models import canonical, check_model, create_model
+from mixerlab.models import canonical, check_model, create_model, relevant_factors
 from mixerlab.sweep.spec import RECIPE_FACTORS, Spec
 
 
@@ -123,12 +122,13 @@ def expand(spec: Spec, data_shape: tuple[int, int, int], where: str = "spec") ->
     return Plan(trials, configs, recipes, collapsed=len(points) - len(configs))
 
 
-def describe_plan(plan: Plan, path: Path | None = None) -> list[dict]:
+def describe_plan(plan: Plan) -> list[dict]:
     """One row per unique configuration: its factors, parameters and MACs (for --dry-run)."""
     rows = []
     for cfg, recipe in zip(plan.configs, plan.recipes):
         model = create_model(cfg)
-        rows.append({"variant": cfg.label, **{k: getattr(cfg, k) for k in
+        used = relevant_factors(cfg)
+        rows.append({"variant": cfg.label, **{k: getattr(cfg, k) if k in used else None for k in
                      ("patch_size", "kernel_size", "depth", "width", "heads", "mlp_ratio")},
                      **recipe,
                      **count_params(model),
