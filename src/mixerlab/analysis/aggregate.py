@@ -1,0 +1,65 @@
+"""Aggregate over seeds: mean, spread, n and a 95% confidence interval per configuration.
+
+Only ``status == "ok"`` trials enter the means; every other status is counted in its own
+column, so a failed or diverged trial is shown, never silently dropped.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+from scipy import stats
+
+FACTORS = ("variant", "patch_size", "kernel_size", "depth", "width", "mlp_ratio", "heads", "norm",
+           "lr", "epochs", "batch_size")
+METRICS = ("test_acc", "best_val_acc", "params", "macs", "infer_images_per_s",
+           "train_images_per_s", "train_time_s")
+
+
+def factors_varied(df: pd.DataFrame) -> list[str]:
+    """The factors that take more than one value among the trials, in a fixed order."""
+    return [f for f in FACTORS if f in df.columns and df[f].dropna().nunique() > 1]
+
+
+def t_interval(values, confidence: float = 0.95) -> tuple[float, float]:
+    """Student-t interval of the mean; NaN for fewer than two values."""
+    x = np.asarray(pd.Series(values).dropna(), dtype=float)
+    if len(x) < 2:
+        return float("nan"), float("nan")
+    half = stats.t.ppf((1 + confidence) / 2, len(x) - 1) * x.std(ddof=1) / np.sqrt(len(x))
+    return x.mean() - half, x.mean() + half
+
+
+def bootstrap_interval(values, confidence: float = 0.95, seed: int = 0) -> tuple[float, float]:
+    x = np.asarray(pd.Series(values).dropna(), dtype=float)
+    if len(x) < 2 or np.ptp(x) == 0:
+        return (float(x[0]), float(x[0])) if len(x) and np.ptp(x) == 0 else (float("nan"),) * 2
+    res = stats.bootstrap((x,), np.mean, confidence_level=confidence, random_state=seed)
+    return float(res.confidence_interval.low), float(res.confidence_interval.high)
+
+
+def aggregate(df: pd.DataFrame, by=None, metrics=METRICS, method: str = "t") -> pd.DataFrame:
+    """One row per configuration: ``<metric>_mean/_std/_n/_lo/_hi`` and ``n_<status>`` counts."""
+    by = list(by) if by is not None else (factors_varied(df) or ["variant"])
+    interval = t_interval if method == "t" else bootstrap_interval
+    ok = df[df["status"] == "ok"]
+    rows = []
+    for key, group in df.groupby(by, dropna=False, sort=True):
+        key = key if isinstance(key, tuple) else (key,)
+        row = dict(zip(by, key))
+        good = ok.loc[ok.index.intersection(group.index)]
+        for m in metrics:
+            if m not in df.columns:
+                continue
+            v = pd.to_numeric(good[m], errors="coerce").dropna()
+            lo, hi = interval(v)
+            row.update({f"{m}_mean": v.mean() if len(v) else np.nan,
+                        f"{m}_std": v.std(ddof=1) if len(v) > 1 else np.nan,
+                        f"{m}_n": len(v), f"{m}_lo": lo, f"{m}_hi": hi})
+        counts = group["status"].value_counts()
+        row["n_trials"] = len(group)
+        for status in ("ok", "diverged", "oom", "error", "stopped"):
+            row[f"n_{status}"] = int(counts.get(status, 0))
+        row["n_failed"] = row["n_trials"] - row["n_ok"]
+        rows.append(row)
+    return pd.DataFrame(rows)

@@ -1,0 +1,78 @@
+"""Read studies: the tidy trial table, the per-epoch history, the spec and the provenance."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pandas as pd
+import yaml
+
+from mixerlab.errors import ConfigError
+
+REQUIRED = ("trial_id", "status", "variant", "seed", "test_acc")
+RECOVER = ("the per-trial records in {p}/records/ (and Ray's state in {p}/ray/) still hold the "
+           "trials: re-run the same `mixerlab sweep SPEC` command to rebuild the tables")
+
+
+def _read_parquet(path: Path, study: Path) -> pd.DataFrame:
+    try:
+        return pd.read_parquet(path)
+    except Exception as err:  # pyarrow raises several types for damaged files
+        raise ConfigError(f"{path}: unreadable ({type(err).__name__}: {str(err).splitlines()[0][:80]}); "
+                          + RECOVER.format(p=study)) from None
+
+
+def load_study(path: str | Path) -> pd.DataFrame:
+    """One row per trial, with ``study`` set and a boolean attribute ``attrs['complete']``."""
+    path = Path(path)
+    table = path / "trials.parquet"
+    if not path.is_dir():
+        raise ConfigError(f"{path}: not a folder; give a study folder made by `mixerlab sweep`, e.g. results/quick")
+    if not table.exists():
+        hint = (RECOVER.format(p=path) if (path / "records").is_dir()
+                else "run `mixerlab sweep SPEC` to produce one")
+        raise ConfigError(f"{path}: not a study (no trials.parquet); {hint}")
+    df = _read_parquet(table, path)
+    missing = [c for c in REQUIRED if c not in df.columns]
+    if missing:
+        raise ConfigError(f"{table}: missing column(s) {', '.join(missing)}; " + RECOVER.format(p=path))
+    spec, prov = load_spec(path), load_provenance(path)
+    df["study"] = spec.get("name", path.name)
+    planned = prov.get("n_trials")
+    unfinished = int(df["status"].isin(["pending", "running"]).sum())
+    df.attrs["complete"] = unfinished == 0 and (planned is None or len(df) >= planned)
+    df.attrs["planned"] = planned
+    return df
+
+
+def load_studies(paths) -> pd.DataFrame:
+    frames = [load_study(p) for p in paths]
+    df = pd.concat(frames, ignore_index=True)
+    df.attrs["complete"] = all(f.attrs.get("complete", True) for f in frames)
+    df.attrs["planned"] = sum(f.attrs.get("planned") or len(f) for f in frames)
+    return df
+
+
+def load_history(paths) -> pd.DataFrame:
+    frames = []
+    for p in map(Path, paths):
+        if (p / "history.parquet").exists():
+            frames.append(_read_parquet(p / "history.parquet", p))
+    return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
+
+
+def load_spec(path) -> dict:
+    f = Path(path) / "spec.yaml"
+    try:
+        return yaml.safe_load(f.read_text()) or {} if f.exists() else {}
+    except yaml.YAMLError:
+        return {}
+
+
+def load_provenance(path) -> dict:
+    f = Path(path) / "provenance.json"
+    try:
+        return json.loads(f.read_text()) if f.exists() else {}
+    except ValueError:
+        return {}

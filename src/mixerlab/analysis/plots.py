@@ -1,0 +1,171 @@
+"""Figures: each function takes a DataFrame and returns a matplotlib Figure.
+
+One colour per variant, the same in every figure (and every study: the known mixers have
+fixed colours); one marker per patch size; error bars are 95% CIs over seeds.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import matplotlib
+import matplotlib.ticker
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+import pandas as pd  # noqa: E402
+import seaborn as sns  # noqa: E402
+
+from mixerlab.analysis.aggregate import aggregate  # noqa: E402
+from mixerlab.analysis.pareto import pareto_front  # noqa: E402
+
+_TAB = sns.color_palette("tab10")
+FIXED = {"conv": _TAB[0], "attention": _TAB[1], "mlp": _TAB[2], "pool": _TAB[4],
+         "identity": _TAB[7], "random": _TAB[5]}
+MARKERS = ["o", "s", "^", "D", "v", "P", "X", "*"]
+LABELS = {
+    "params": "parameters", "macs": "MACs per image (forward)",
+    "infer_images_per_s": "inference throughput (images/s)", "train_time_s": "training time (s)",
+    "test_acc": "test accuracy (%)", "best_val_acc": "best validation accuracy (%)",
+    "val_acc": "validation accuracy (%)", "patch_size": "patch size (px)",
+    "kernel_size": "kernel size (px)", "depth": "depth (blocks)", "width": "width (channels)",
+}
+# Higher is better for throughput; lower for cost.
+BETTER = {"params": "lower", "macs": "lower", "train_time_s": "lower", "infer_images_per_s": "higher"}
+
+sns.set_theme(style="whitegrid", context="notebook")
+
+
+def palette(variants) -> dict:
+    others = [c for c in sns.color_palette("Set2", 8) + sns.color_palette("Dark2", 8)]
+    out, i = {}, 0
+    for v in sorted(map(str, set(variants))):
+        if v in FIXED:
+            out[v] = FIXED[v]
+        else:
+            out[v] = others[i % len(others)]
+            i += 1
+    return out
+
+
+def _markers(levels) -> dict:
+    return {lv: MARKERS[i % len(MARKERS)] for i, lv in enumerate(sorted(set(levels)))}
+
+
+def _legend_outside(ax) -> None:
+    handles, labels = ax.get_legend_handles_labels()
+    if handles:
+        ax.legend(handles, labels, loc="upper left", bbox_to_anchor=(1.01, 1), frameon=False,
+                  fontsize=9)
+
+
+def tradeoff(df: pd.DataFrame, x: str, y: str = "test_acc") -> plt.Figure:
+    """Accuracy against a cost, per configuration (mean over seeds), with the Pareto front."""
+    agg = aggregate(df, by=[c for c in ("variant", "patch_size") if c in df.columns])
+    agg = agg.dropna(subset=[f"{x}_mean", f"{y}_mean"])
+    colors = palette(df["variant"].dropna())
+    marks = _markers(agg["patch_size"].dropna()) if "patch_size" in agg else {}
+    fig, ax = plt.subplots(figsize=(7.5, 4.6))
+    for _, r in agg.iterrows():
+        yerr = np.array([[r[f"{y}_mean"] - r[f"{y}_lo"]], [r[f"{y}_hi"] - r[f"{y}_mean"]]])
+        ax.errorbar(r[f"{x}_mean"], r[f"{y}_mean"], yerr=None if np.isnan(yerr).any() else yerr,
+                    fmt=marks.get(r.get("patch_size"), "o"), color=colors[str(r["variant"])],
+                    ms=8, capsize=3, mec="white", mew=0.8)
+    front = pareto_front(agg, f"{x}_mean", f"{y}_mean", x_better=BETTER.get(x, "lower"))
+    if len(front) > 1:
+        ax.step(front[f"{x}_mean"], front[f"{y}_mean"], where="post" if BETTER.get(x) != "higher"
+                else "pre", color="0.3", lw=1, ls="--", label="Pareto front")
+    ax.scatter(front[f"{x}_mean"], front[f"{y}_mean"], s=220, facecolors="none", edgecolors="0.2",
+               lw=1.2, label="on the front" if len(front) else None)
+    values = agg[f"{x}_mean"]
+    if len(values) and values.min() > 0 and values.max() / values.min() > 10:
+        ax.set_xscale("log")
+    for v, c in colors.items():
+        ax.plot([], [], "o", color=c, label=v)
+    for p, m in marks.items():
+        ax.plot([], [], m, color="0.4", label=f"patch {int(p)}")
+    ax.set_xlabel(LABELS.get(x, x))
+    ax.set_ylabel(LABELS.get(y, y))
+    ax.set_title(f"{LABELS.get(y, y).split(' (')[0]} vs {LABELS.get(x, x).split(' (')[0]} "
+                 "(mean of seeds, 95% CI)")
+    _legend_outside(ax)
+    fig.tight_layout()
+    return fig
+
+
+def effects(df: pd.DataFrame, factors, metric: str = "test_acc") -> plt.Figure:
+    """Mean accuracy per level of each varied factor, with 95% CIs."""
+    factors = list(factors)
+    fig, axes = plt.subplots(1, len(factors), figsize=(3.6 * len(factors) + 0.8, 3.8),
+                             sharey=True, squeeze=False)
+    ok = df[df["status"] == "ok"]
+    for ax, f in zip(axes[0], factors):
+        agg = aggregate(ok, by=[f], metrics=(metric,)).sort_values(f)
+        xs = agg[f].astype(str)
+        colors = [palette(df["variant"].dropna()).get(v, "0.3") for v in xs] if f == "variant" else "0.25"
+        ax.errorbar(xs, agg[f"{metric}_mean"],
+                    yerr=[agg[f"{metric}_mean"] - agg[f"{metric}_lo"], agg[f"{metric}_hi"] - agg[f"{metric}_mean"]],
+                    fmt="none", ecolor="0.4", capsize=4)
+        ax.scatter(xs, agg[f"{metric}_mean"], c=colors, s=60, zorder=3)
+        ax.set_xlabel(LABELS.get(f, f))
+        ax.set_title(f"effect of {LABELS.get(f, f).split(' (')[0]}")
+    axes[0][0].set_ylabel(f"mean {LABELS.get(metric, metric)}")
+    fig.suptitle("Factor effects (means over all other factors and seeds, 95% CI)", fontsize=11)
+    fig.tight_layout()
+    return fig
+
+
+def interaction(df: pd.DataFrame, metric: str = "test_acc") -> plt.Figure:
+    """Variant x patch size: lines with CIs (left) and a heat map of means (right)."""
+    agg = aggregate(df, by=["variant", "patch_size"], metrics=(metric,))
+    colors = palette(df["variant"].dropna())
+    fig, (ax, hx) = plt.subplots(1, 2, figsize=(11.5, 4.2), gridspec_kw={"width_ratios": [1.2, 1]})
+    for v, g in agg.groupby("variant"):
+        g = g.sort_values("patch_size")
+        ax.errorbar(g["patch_size"], g[f"{metric}_mean"],
+                    yerr=[g[f"{metric}_mean"] - g[f"{metric}_lo"], g[f"{metric}_hi"] - g[f"{metric}_mean"]],
+                    color=colors[str(v)], marker="o", capsize=3, label=str(v))
+    ax.set_xticks(sorted(agg["patch_size"].unique()))
+    ax.set_xlabel(LABELS["patch_size"])
+    ax.set_ylabel(LABELS.get(metric, metric))
+    ax.set_title("mixer x patch size (mean, 95% CI)")
+    _legend_outside(ax)
+    table = agg.pivot(index="variant", columns="patch_size", values=f"{metric}_mean")
+    sns.heatmap(table, annot=True, fmt=".1f", cmap="viridis", ax=hx,
+                cbar_kws={"label": LABELS.get(metric, metric)})
+    hx.set_xlabel(LABELS["patch_size"])
+    hx.set_ylabel("variant")
+    hx.tick_params(axis="y", rotation=0)
+    hx.set_title("mean test accuracy (%)")
+    fig.tight_layout()
+    return fig
+
+
+def learning_curves(history: pd.DataFrame) -> plt.Figure:
+    """Validation accuracy per epoch: mean over seeds with a 95% CI band, facet by patch size."""
+    colors = palette(history["variant"].dropna())
+    patches = sorted(history["patch_size"].dropna().unique()) if "patch_size" in history else [None]
+    fig, axes = plt.subplots(1, len(patches), figsize=(4.2 * len(patches) + 1.5, 3.8),
+                             sharey=True, squeeze=False)
+    for ax, p in zip(axes[0], patches):
+        sub = history if p is None else history[history["patch_size"] == p]
+        sns.lineplot(sub, x="epoch", y="val_acc", hue="variant", palette=colors, ax=ax,
+                     errorbar=("ci", 95), marker="o", legend=ax is axes[0][-1])
+        ax.set_title(f"patch {int(p)}" if p is not None else "all")
+        ax.xaxis.set_major_locator(matplotlib.ticker.MaxNLocator(integer=True))
+        ax.set_xlabel("epoch")
+        ax.set_ylabel(LABELS["val_acc"])
+    _legend_outside(axes[0][-1])
+    fig.suptitle("Learning curves (mean over seeds, 95% CI band)", fontsize=11)
+    fig.tight_layout()
+    return fig
+
+
+def save(fig: plt.Figure, outdir: Path, name: str) -> list[Path]:
+    outdir.mkdir(parents=True, exist_ok=True)
+    paths = [outdir / f"{name}.png", outdir / f"{name}.svg"]
+    fig.savefig(paths[0], dpi=150, bbox_inches="tight")
+    fig.savefig(paths[1], bbox_inches="tight")
+    plt.close(fig)
+    return paths

@@ -1,0 +1,181 @@
+"""The analysis layer on small DataFrames with known answers, and on a small real study."""
+
+from __future__ import annotations
+
+import itertools
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+from scipy import stats
+
+from mixerlab.analysis import (
+    aggregate,
+    anova,
+    holm,
+    load_study,
+    pairwise,
+    pareto_front,
+    write_report,
+)
+from mixerlab.errors import ConfigError
+
+
+def synthetic_trials(values: dict, status=None) -> pd.DataFrame:
+    """A hand-made (synthetic) trial table: {(variant, patch): [test_acc per seed]}."""
+    rows = []
+    for (variant, patch), accs in values.items():
+        for seed, acc in enumerate(accs):
+            rows.append({"trial_id": f"{variant}{patch}{seed}", "status": "ok", "variant": variant,
+                         "patch_size": patch, "seed": seed, "test_acc": acc, "params": 1000 * patch,
+                         "macs": 10, "error": ""})
+    df = pd.DataFrame(rows)
+    for tid, st in (status or {}).items():
+        df.loc[df.trial_id == tid, ["status", "test_acc"]] = [st, np.nan]
+    return df
+
+
+def test_aggregate_mean_std_and_t_interval():
+    df = synthetic_trials({("conv", 4): [80.0, 82.0, 84.0], ("mlp", 4): [70.0, 71.0, 75.0]})
+    agg = aggregate(df, by=["variant"]).set_index("variant")
+    half = stats.t.ppf(0.975, 2) * 2.0 / np.sqrt(3)  # sd of 80, 82, 84 is 2
+    assert agg.loc["conv", "test_acc_mean"] == pytest.approx(82.0)
+    assert agg.loc["conv", "test_acc_std"] == pytest.approx(2.0)
+    assert agg.loc["conv", "test_acc_lo"] == pytest.approx(82.0 - half)
+    assert agg.loc["conv", "test_acc_hi"] == pytest.approx(82.0 + half)
+    assert agg.loc["mlp", "test_acc_n"] == 3
+
+
+def test_failed_trials_are_counted_not_averaged():
+    df = synthetic_trials({("conv", 4): [80.0, 82.0, 10.0]}, status={"conv42": "diverged"})
+    row = aggregate(df, by=["variant"]).iloc[0]
+    assert row["test_acc_mean"] == pytest.approx(81.0)  # the diverged trial is not in the mean
+    assert row["n_trials"] == 3 and row["n_ok"] == 2 and row["n_diverged"] == 1 and row["n_failed"] == 1
+
+
+def test_single_seed_gives_nan_interval_not_a_crash():
+    row = aggregate(synthetic_trials({("conv", 4): [80.0]}), by=["variant"]).iloc[0]
+    assert row["test_acc_mean"] == 80.0 and np.isnan(row["test_acc_lo"])
+
+
+def test_pareto_front_on_hand_made_points():
+    pts = pd.DataFrame({"name": list("abcdef"), "cost": [1, 2, 2, 3, 4, 5], "acc": [50, 60, 55, 60, 70, 65]})
+    front = pareto_front(pts, "cost", "acc")
+    # b dominates c (same cost, better) and d (cheaper, same acc); e dominates f
+    assert front["name"].tolist() == ["a", "b", "e"]
+    fast = pd.DataFrame({"name": list("xyz"), "speed": [100, 200, 300], "acc": [90, 95, 80]})
+    assert pareto_front(fast, "speed", "acc", x_better="higher")["name"].tolist() == ["y", "z"]
+
+
+def test_anova_effect_sizes_match_hand_computed_sums_of_squares():
+    """Balanced 2x2 design with 3 replicates: SS_A, SS_B, SS_AB and SS_error written out."""
+    cells = {("conv", 4): [82.0, 84.0, 83.0], ("conv", 7): [80.0, 79.0, 81.0],
+             ("mlp", 4): [75.0, 77.0, 76.0], ("mlp", 7): [78.0, 77.0, 79.0]}
+    df = synthetic_trials(cells)
+    y = df["test_acc"].to_numpy()
+    grand = y.mean()
+    n = 3
+    a_means = df.groupby("variant")["test_acc"].mean()
+    b_means = df.groupby("patch_size")["test_acc"].mean()
+    ss_a = 2 * n * ((a_means - grand) ** 2).sum()
+    ss_b = 2 * n * ((b_means - grand) ** 2).sum()
+    cell_means = df.groupby(["variant", "patch_size"])["test_acc"].mean()
+    ss_cells = n * ((cell_means - grand) ** 2).sum()
+    ss_ab = ss_cells - ss_a - ss_b
+    ss_err = sum(((np.array(v) - np.mean(v)) ** 2).sum() for v in cells.values())
+    table = anova(df, ["variant", "patch_size"]).set_index("term")
+    assert table.loc["variant", "sum_sq"] == pytest.approx(ss_a)
+    assert table.loc["patch_size", "sum_sq"] == pytest.approx(ss_b)
+    assert table.loc["variant:patch_size", "sum_sq"] == pytest.approx(ss_ab)
+    assert table.loc["Residual", "sum_sq"] == pytest.approx(ss_err)
+    assert table.loc["variant", "partial_eta_sq"] == pytest.approx(ss_a / (ss_a + ss_err))
+    total = ss_a + ss_b + ss_ab + ss_err
+    assert table.loc["variant", "eta_sq"] == pytest.approx(ss_a / total)
+    f_a = (ss_a / 1) / (ss_err / 8)
+    assert table.loc["variant", "F"] == pytest.approx(f_a)
+    assert table.loc["variant", "p"] == pytest.approx(stats.f.sf(f_a, 1, 8))
+
+
+def test_holm_correction_by_hand():
+    # sorted: 0.01*3 = 0.03; 0.03*2 = 0.06; 0.04*1 = 0.04 -> running max 0.06
+    assert holm([0.01, 0.04, 0.03]).tolist() == pytest.approx([0.03, 0.06, 0.06])
+
+
+def test_pairwise_welch_and_holm():
+    df = synthetic_trials({("conv", 4): [80.0, 81.0, 82.0], ("mlp", 4): [70.0, 71.0, 72.5],
+                           ("identity", 4): [80.5, 81.0, 81.5]})
+    pairs = pairwise(df, within=None)
+    conv_mlp = pairs[(pairs.a == "conv") & (pairs.b == "mlp")].iloc[0]
+    ref = stats.ttest_ind([80.0, 81.0, 82.0], [70.0, 71.0, 72.5], equal_var=False)
+    assert conv_mlp["diff"] == pytest.approx(81.0 - 71.1666667)
+    assert conv_mlp["p"] == pytest.approx(ref.pvalue)
+    assert conv_mlp["lo"] < conv_mlp["diff"] < conv_mlp["hi"] and conv_mlp["significant"]
+    conv_id = pairs[(pairs.a == "conv") & (pairs.b == "identity")].iloc[0]
+    assert not conv_id["significant"]
+    assert pairs["p_holm"].tolist() == pytest.approx(holm(pairs["p"]).tolist())
+
+
+def _write_study(path: Path, df: pd.DataFrame) -> Path:
+    path.mkdir(parents=True)
+    df.to_parquet(path / "trials.parquet")
+    (path / "spec.yaml").write_text("name: synth\nquestion: Which mixer?\n")
+    return path
+
+
+def test_loader_errors_name_the_problem(tmp_path):
+    with pytest.raises(ConfigError, match="not a study"):
+        load_study(tmp_path)
+    bad = _write_study(tmp_path / "cols", synthetic_trials({("conv", 4): [1.0]}).drop(columns=["test_acc"]))
+    with pytest.raises(ConfigError, match="missing column.*test_acc"):
+        load_study(bad)
+    corrupt = tmp_path / "corrupt"
+    corrupt.mkdir()
+    (corrupt / "trials.parquet").write_bytes(b"PAR1 this is not a parquet file")
+    with pytest.raises(ConfigError, match="unreadable.*re-run the same `mixerlab sweep SPEC`"):
+        load_study(corrupt)
+
+
+def test_report_on_synthetic_study_has_verdict_and_figures(tmp_path):
+    rng = np.random.default_rng(0)
+    cells = {(v, p): list(base + rng.normal(0, 0.5, 3)) for (v, base), p in
+             itertools.product([("conv", 85.0), ("attention", 80.0), ("identity", 70.0)], [4, 7])}
+    study = _write_study(tmp_path / "synth", synthetic_trials(cells, status={"conv40": "oom"}))
+    path, verdict = write_report([study])
+    text = path.read_text()
+    assert "token mixer" in verdict and "patch size" in verdict and "Limits" in verdict
+    assert "## Verdict" in text and "oom" in text  # failed trial listed
+    for name in ("tradeoff_params", "effects", "interaction"):
+        assert (path.parent / f"{name}.png").stat().st_size > 10_000
+        assert (path.parent / f"{name}.svg").exists()
+
+
+FASHION = Path("/usr/share/datasets/fashion-mnist/train-images-idx3-ubyte.gz")
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not FASHION.exists(), reason="apt-get install dataset-fashion-mnist")
+def test_every_figure_from_a_small_real_study(tmp_path):
+    spec = tmp_path / "real.yaml"
+    spec.write_text("""name: real
+question: Conv or attention at two patch sizes, on a small real subset?
+dataset: {name: fashion-mnist, train_subset: 512, val_fraction: 0.02}
+train: {epochs: 2, batch_size: 64}
+model: {depth: 1, width: 16}
+grid: {mixer: [conv, attention], patch_size: [4, 7]}
+seeds: 2
+""")
+    run = subprocess.run([sys.executable, "-m", "mixerlab", "sweep", spec, "--results", tmp_path],
+                         capture_output=True, text=True, timeout=600)
+    assert run.returncode == 0, run.stderr
+    out = subprocess.run([sys.executable, "-m", "mixerlab", "analyze", tmp_path / "real"],
+                         capture_output=True, text=True, timeout=300)
+    assert out.returncode == 0, out.stderr
+    assert "Verdict:" in out.stdout and "report:" in out.stdout
+    report = tmp_path / "real" / "report"
+    for name in ("tradeoff_params", "tradeoff_macs", "tradeoff_infer_images_per_s",
+                 "tradeoff_train_time_s", "effects", "interaction", "learning_curves"):
+        assert (report / f"{name}.png").stat().st_size > 10_000, name
+        assert f"({name}.png)" in (report / "report.md").read_text()
