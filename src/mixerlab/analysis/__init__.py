@@ -10,12 +10,12 @@ from mixerlab.analysis.load import (
     load_study,
 )
 from mixerlab.analysis.pareto import pareto_front
-from mixerlab.analysis.report import write_report
+from mixerlab.analysis.report import markdown_table, write_report
 from mixerlab.analysis.stats import anova, early_vs_final, holm, pairwise, welch
 
 __all__ = [
     "aggregate", "anova", "bootstrap_interval", "early_vs_final", "factor_effects",
     "factors_varied", "holm", "interaction_table", "load_history", "load_provenance",
-    "load_spec", "load_studies", "load_study", "pairwise", "pareto_front", "t_interval",
+    "load_spec", "load_studies", "load_study", "markdown_table", "pairwise", "pareto_front", "t_interval",
     "welch", "write_report",
 ]

@@ -23,7 +23,8 @@ def _fmt(v, digits=2) -> str:
     return f"{v:.{digits}f}"
 
 
-def _md(df: pd.DataFrame) -> str:
+def markdown_table(df: pd.DataFrame) -> str:
+    """A DataFrame as a GitHub-flavoured markdown table (numbers formatted for reading)."""
     cols = list(df.columns)
     lines = ["| " + " | ".join(map(str, cols)) + " |", "|" + "---|" * len(cols)]
     for _, r in df.iterrows():
@@ -152,28 +153,28 @@ def write_report(study_paths, out_dir=None) -> tuple[Path, str]:
               f"- Hardware: {prov.get('hardware', {}).get('cpu', '?')} ({prov.get('hardware', {}).get('cpu_count', '?')} cores), "
               f"GPUs: {prov.get('hardware', {}).get('gpus') or 'none'}",
               "- Versions: " + ", ".join(f"{k.replace('_version', '')} {v}" for k, v in prov.get("versions", {}).items()), ""]
-    lines += ["## Results (mean over seeds, 95% t-interval)", "", _md(results_table(agg, keys)), ""]
+    lines += ["## Results (mean over seeds, 95% t-interval)", "", markdown_table(results_table(agg, keys)), ""]
     for x, label in (("params", "parameters"), ("infer_images_per_s", "inference throughput")):
         if f"{x}_mean" in agg and agg[f"{x}_mean"].notna().any():
             front = pareto_front(agg, f"{x}_mean", "test_acc_mean", x_better=plots.BETTER[x])
             lines += [f"## Pareto front: accuracy vs {label}", "",
-                      _md(front[keys + [f"{x}_mean", "test_acc_mean"]].rename(
+                      markdown_table(front[keys + [f"{x}_mean", "test_acc_mean"]].rename(
                           columns={f"{x}_mean": label, "test_acc_mean": "test acc %"})), ""]
     if len(effects):
         lines += ["## Effects (type-II ANOVA of test accuracy)", "",
                   "eta^2 is the share of all variance a term explains; partial eta^2 is SS_term / (SS_term + SS_error).", "",
-                  _md(effects), ""]
+                  markdown_table(effects), ""]
     if len(pairs):
         lines += ["## Pairwise comparisons (Welch t-test, Holm-corrected over all pairs)", "",
-                  _md(pairs.rename(columns={"diff": "a - b (points)", "lo": "CI lo", "hi": "CI hi"})), ""]
+                  markdown_table(pairs.rename(columns={"diff": "a - b (points)", "lo": "CI lo", "hi": "CI hi"})), ""]
     if spec.get("scheduler", {}).get("type") == "asha" and len(history):
         lines += ["## Early vs final accuracy (ASHA)", "",
-                  _md(pd.DataFrame([early_vs_final(history, df, e) for e in sorted(history["epoch"].unique())[:-1]])), ""]
+                  markdown_table(pd.DataFrame([early_vs_final(history, df, e) for e in sorted(history["epoch"].unique())[:-1]])), ""]
     lines += ["## Figures", ""] + [f"### {title}\n\n![{title}]({name}.png)\n" for name, _, title in figs]
     failed = df[df["status"] != "ok"]
     if len(failed):
         lines += ["## Trials that did not finish ok", "",
-                  _md(failed[["trial_id", "variant", "patch_size", "seed", "status", "error"]].fillna("-")), ""]
+                  markdown_table(failed[["trial_id", "variant", "patch_size", "seed", "status", "error"]].fillna("-")), ""]
     path = out / "report.md"
     atomic_write_text(path, "\n".join(lines))
     return path, "\n".join(says + [limits])
