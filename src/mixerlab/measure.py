@@ -92,12 +92,14 @@ def _summary(times: list[float], batch_size: int, kind: str, device, dtype) -> d
 
 def benchmark_inference(
     model: nn.Module, input_shape, *, batch_size=256, device="cpu", dtype=torch.float32,
-    warmup=3, repeats=7, iters=3,
+    warmup=3, repeats=7, iters=3, channels_last=False,
 ) -> dict:
     """Inference images/s (median of ``repeats`` timings of ``iters`` forward passes)."""
     device = torch.device(device)
     model = model.to(device).eval()
     x = torch.randn(batch_size, *input_shape, device=device)
+    if channels_last:
+        x = x.contiguous(memory_format=torch.channels_last)
     autocast = torch.autocast(device.type, dtype=dtype, enabled=dtype != torch.float32)
 
     @torch.no_grad()

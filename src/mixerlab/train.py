@@ -91,11 +91,11 @@ def train(cfg: TrialConfig, *, data: Dataset | None = None, on_epoch: OnEpoch | 
     counts.update(measure.count_flops(model, (data.in_chans, data.image_size, data.image_size), device))
     cuda = device.type == "cuda"
     amp = torch.autocast("cuda", dtype=torch.bfloat16) if cuda else contextlib.nullcontext()
-    if cuda and mcfg.model == "isotropic" and mcfg.mixer in ("conv", "pool"):
-        model = model.to(memory_format=torch.channels_last)  # conv kernels prefer NHWC on GPU
+    if t.channels_last:
+        model = model.to(memory_format=torch.channels_last)
     step_model = torch.compile(model) if (t.compile and cuda) else model
 
-    loader_kw = dict(mean=data.mean, std=data.std, device=device, channels_last=False)
+    loader_kw = dict(mean=data.mean, std=data.std, device=device, channels_last=t.channels_last)
     train_loader = DeviceLoader(data.train_x, data.train_y, t.batch_size, train=True,
                                 crop_padding=data.crop_padding, flip=data.flip, **loader_kw)
     val_loader = DeviceLoader(data.val_x, data.val_y, t.eval_batch_size, train=False, **loader_kw)
@@ -210,7 +210,8 @@ def _record(cfg, data, model, history, counts, *, status, error, train_time, dev
     shape = (data.in_chans, data.image_size, data.image_size)
     if t.measure_throughput and status == "ok":
         bench = measure.benchmark_inference(model, shape, batch_size=256, device=device,
-                                            warmup=2, repeats=5, iters=2)
+                                            warmup=2, repeats=5, iters=2,
+                                            channels_last=t.channels_last)
         rec.update(infer_images_per_s=bench["infer_images_per_s"],
                    infer_images_per_s_iqr=bench["infer_images_per_s_iqr"])
     else:
