@@ -46,7 +46,12 @@ def main() -> int:
     t = RECIPE["train"].model_copy(update={"epochs": args.epochs, "threads": args.threads})
     records = []
     for seed in args.seeds:
-        rec = train(TrialConfig(model=RECIPE["model"], data=DataConfig(), train=t, seed=seed), data=data)
+        def progress(row, _state, seed=seed):
+            print(f"  seed {seed} epoch {row['epoch']}: val acc {row['val_acc']:.2f}%, "
+                  f"{row['epoch_time_s']:.0f}s ({row['images_per_s']:.0f} img/s)", flush=True)
+
+        rec = train(TrialConfig(model=RECIPE["model"], data=DataConfig(), train=t, seed=seed),
+                    data=data, on_epoch=progress)
         records.append(rec)
         print(f"seed {seed}: test acc {rec['test_acc']:.2f}%  best val {rec['best_val_acc']:.2f}%  "
               f"training {rec['train_time_s'] / 60:.1f} min  ({rec['train_images_per_s']:.0f} img/s, "

@@ -106,7 +106,7 @@ def test_killed_driver_resumes_and_keeps_each_trial_once(tmp_path):
     again = sweep(spec, "--results", results)
     assert again.returncode == 0, again.stderr
     trials = pd.read_parquet(results / "kill" / "trials.parquet")
-    assert len(trials) == 4 and trials["trial_id"].is_unique and set(trials["status"]) == {"ok"}
+    assert len(trials) == 4 and trials["trial_id"].is_unique and set(trials["status"]) == {"ok"}, trials[["status","error"]].to_string()
     for tid in done_before:  # finished trials were not trained again
         assert json.loads((results / "kill" / "records" / f"{tid}.json").read_text())["trial_id"] == tid
 
@@ -174,3 +174,25 @@ def test_two_node_cluster_with_address(tmp_path):
         assert trials["ray_node_id"].nunique() == 2  # one CPU per node: both nodes ran trials
     finally:
         subprocess.run([ray_bin, "stop", "--force"], capture_output=True, env=env, timeout=120)
+
+
+def test_resume_falls_back_when_rays_checkpoint_is_gone(tmp_path):
+    """Ray's snapshot may name a checkpoint Tune already deleted (num_to_keep): use another."""
+    from mixerlab.checkpoint import save_state
+    from mixerlab.sweep.trainable import STATE_FILE, load_trial_state
+
+    def ckpt(name, epoch):
+        (tmp_path / name).mkdir()
+        save_state({"epoch": epoch}, tmp_path / name / STATE_FILE)
+
+    ckpt("checkpoint_000000", 1)
+    ckpt("checkpoint_000002", 3)
+    assert load_trial_state(tmp_path / "checkpoint_000000") == ({"epoch": 1}, "")
+    state, note = load_trial_state(tmp_path / "checkpoint_000001")  # named, but deleted
+    assert state == {"epoch": 3} and "resumed from checkpoint_000002" in note
+    (tmp_path / "checkpoint_000002" / STATE_FILE).write_bytes(b"torn")  # damaged: skipped
+    state, note = load_trial_state(tmp_path / "checkpoint_000001")
+    assert state == {"epoch": 1} and "resumed from checkpoint_000000" in note
+    (tmp_path / "checkpoint_000000" / STATE_FILE).unlink()
+    state, note = load_trial_state(tmp_path / "checkpoint_000001")
+    assert state is None and "trained from epoch 0" in note

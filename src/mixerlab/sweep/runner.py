@@ -140,6 +140,14 @@ def _run_locked(spec, data, plan, study, spec_path, address, max_concurrent, ret
     study.create(spec.fingerprint(), len(plan.trials))
     atomic_write_text(study.path / "spec.yaml", Path(spec_path).read_text())
     records = study.records()
+    for f in study.unreadable_records():
+        if f.stem in order:
+            print(f"{f} is unreadable; trial {f.stem} will run again", file=sys.stderr)
+    damaged = study.damaged_tables()
+    if records and damaged:
+        study.write_tables(order)
+        print("; ".join(f"{name} was {why}" for name, why in damaged.items())
+              + f"; rebuilt the tables from {len(records)} records", file=sys.stderr)
     if retry_failed:
         again = [t for t, r in records.items() if r["status"] in FAILED]
         study.forget(again)
@@ -234,6 +242,15 @@ def _restore(study: Study, trainable, pending: list[Trial], retry_failed: bool):
     if not any(latest.glob("experiment_state-*.json")):
         # Killed before Tune saved any trial: tuner.pkl alone does not hold the param space,
         # and restoring it would run one trial with an empty config. Nothing ran: start afresh.
+        return None
+    try:
+        ended = all(t.status in ("TERMINATED", "ERROR")
+                    for t in tune.ExperimentAnalysis(str(latest)).trials)
+    except Exception:  # unreadable: Tuner.restore below decides
+        ended = False
+    if ended:
+        # Nothing of that run is left to resume; restoring it would run none of the pending
+        # trials (e.g. one whose record was lost), and every re-run would do the same.
         return None
     try:
         tuner = tune.Tuner.restore(str(latest), trainable, resume_unfinished=True,

@@ -117,6 +117,30 @@ class Study:
             out[rec["trial_id"]] = rec
         return out
 
+    def unreadable_records(self) -> list[Path]:
+        """Record files that do not parse (damaged on disk): their trials count as not done."""
+        bad = []
+        for f in sorted(self.records_dir.glob("*.json")) if self.records_dir.exists() else []:
+            try:
+                json.loads(f.read_text())["trial_id"]
+            except (OSError, ValueError, KeyError, TypeError):
+                bad.append(f)
+        return bad
+
+    def damaged_tables(self) -> dict[str, str]:
+        """Tables that are 'missing' or 'unreadable' (e.g. truncated); the records rebuild them."""
+        out = {}
+        for name in ("trials.parquet", "trials.csv", "history.parquet"):
+            path = self.path / name
+            if not path.exists():
+                out[name] = "missing"
+            elif name.endswith(".parquet"):
+                try:
+                    pd.read_parquet(path)
+                except Exception:  # pyarrow raises several types for a damaged file
+                    out[name] = "unreadable"
+        return out
+
     def write_record(self, record: dict) -> None:
         atomic_write_text(self.records_dir / f"{record['trial_id']}.json",
                           json.dumps(record, default=str, indent=1))

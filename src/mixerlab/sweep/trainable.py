@@ -9,6 +9,7 @@ checkpoint (``FailureConfig(max_failures)``).
 from __future__ import annotations
 
 import json
+import sys
 import tempfile
 import traceback
 from pathlib import Path
@@ -22,15 +23,41 @@ from mixerlab.sweep.trials import Trial
 STATE_FILE = "state.pt"
 
 
+def load_trial_state(named: Path) -> tuple[dict | None, str]:
+    """(state, note): the checkpoint Ray names, else the newest readable one beside it.
+
+    Ray's saved experiment state can name a checkpoint that no longer exists: with
+    ``num_to_keep`` Tune deletes the older checkpoint as soon as a newer one is registered,
+    and a driver killed before its next state snapshot leaves the snapshot naming the
+    deleted one. Every checkpoint of a trial is a state of the same deterministic run, so
+    any readable one resumes it correctly; with none readable the trial starts at epoch 0
+    (the same final result on CPU, only slower). ``note`` says which case happened.
+    """
+    others = sorted((p for p in named.parent.glob("checkpoint_*") if p != named), reverse=True)
+    for path in [named, *others]:
+        try:
+            state = load_state(path / STATE_FILE)
+        except Exception as err:  # missing or damaged (torch raises several types): next one
+            print(f"checkpoint {path} unreadable ({type(err).__name__})", file=sys.stderr)
+            continue
+        note = "" if path == named else f"resumed from {path.name}; Ray named {named.name}, unreadable"
+        return state, note
+    return None, f"no readable checkpoint (Ray named {named.name}); trained from epoch 0"
+
+
 class RayCheckpoint:
     """``train``'s resume hook, backed by the trial's latest Ray Tune checkpoint."""
+
+    def __init__(self):
+        self.note = ""  # how the resume went, kept in the record when it was not plain
 
     def load(self) -> dict | None:
         ckpt = tune.get_checkpoint()
         if ckpt is None:
             return None
-        with ckpt.as_directory() as d:
-            return load_state(Path(d) / STATE_FILE)
+        # The storage path is a local (or on a cluster, shared) folder: see check_shared_storage.
+        state, self.note = load_trial_state(Path(ckpt.path))
+        return state
 
 
 def error_record(trial: Trial, study: str, err: BaseException) -> dict:
@@ -78,10 +105,13 @@ def run_trial(config: dict, data=None, study: str = "", records_dir: str | None 
             save_state(state, Path(d) / STATE_FILE)
             tune.report({**row, "final": False}, checkpoint=tune.Checkpoint.from_directory(d))
 
+    resume = RayCheckpoint()
     try:
-        record = train(cfg, data=data, on_epoch=on_epoch, checkpoint=RayCheckpoint())
+        record = train(cfg, data=data, on_epoch=on_epoch, checkpoint=resume)
     except Exception as err:  # a bug or bad input in one trial must not stop the sweep
         record = error_record(trial, study, err)
+    if resume.note:
+        record["resume_note"] = resume.note
     import ray
 
     record.update(trial_id=trial.trial_id, study=study, **trial.extra,
