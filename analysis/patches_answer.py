@@ -18,6 +18,7 @@ Writes ``results/answer/answer.md`` and ``answer.png`` (or ``--out``).
 from __future__ import annotations
 
 import argparse
+import sys
 from pathlib import Path
 
 import matplotlib
@@ -35,6 +36,7 @@ from mixerlab.analysis import (  # noqa: E402
     pairwise,
 )
 from mixerlab.analysis.plots import palette, save  # noqa: E402
+from mixerlab.errors import ConfigError  # noqa: E402
 
 
 def study_answer(df: pd.DataFrame) -> dict:
@@ -80,7 +82,8 @@ def main() -> None:
     frames = [load_study(s) for s in args.studies]
     frames = [f for f in frames if "variant" in factors_varied(f)]
     if not frames:
-        raise SystemExit("none of these studies varies the token mixer")
+        raise ConfigError("none of these studies varies the token mixer; give a study whose "
+                          "grid varies 'mixer' (e.g. results/quick)")
     table = pd.DataFrame([study_answer(f) for f in frames])
     out = Path(args.out)
     save(figure(frames), out, "answer")
@@ -107,4 +110,8 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    try:
+        main()
+    except ConfigError as err:  # not a study, a damaged table: one line, exit 2
+        print(f"patches_answer: error: {err}", file=sys.stderr)
+        sys.exit(2)

@@ -196,3 +196,31 @@ def test_resume_falls_back_when_rays_checkpoint_is_gone(tmp_path):
     (tmp_path / "checkpoint_000000" / STATE_FILE).unlink()
     state, note = load_trial_state(tmp_path / "checkpoint_000001")
     assert state is None and "trained from epoch 0" in note
+
+
+@needs_fashion
+@pytest.mark.slow
+def test_asha_stops_a_poor_trial_early_and_the_report_says_how_early_ranks_final(tmp_path, run_cli):
+    # The last trial cannot learn (lr 1e-7): by the time it reaches ASHA's first rung, two
+    # trials that do learn have recorded theirs, so it falls below the cut and is stopped.
+    grid = ("configs: [{mixer: conv, patch_size: 7}, {mixer: mlp, patch_size: 7}, "
+            "{mixer: identity, patch_size: 7}, {mixer: conv, patch_size: 7, lr: 1.0e-7}]\n"
+            "scheduler: {type: asha, grace_period: 1, reduction_factor: 2}")
+    spec = write_spec(tmp_path, name="asha", subset=1024, epochs=3, grid=grid)
+    proc = sweep(spec, "--results", tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    trials = pd.read_parquet(tmp_path / "asha" / "trials.parquet")
+    assert len(trials) == 4 and trials["trial_id"].is_unique
+    assert set(trials["status"]) <= {"ok", "stopped"} and "ok" in set(trials["status"])
+    done = trials[trials["status"] == "ok"]  # trained to the end: the record carries the test
+    assert (done["epochs_run"] == 3).all() and done["test_acc"].notna().all()
+    poor = trials[trials["lr"] == 1e-7].iloc[0]
+    assert poor["status"] == "stopped" and poor["epochs_run"] < 3 and pd.isna(poor["test_acc"])
+    assert "ASHA" in poor["error"] and poor["params"] > 0 and poor["macs"] > 0
+    history = pd.read_parquet(tmp_path / "asha" / "history.parquet")
+    assert set(history["trial_id"]) == set(trials["trial_id"])  # stopped ones: up to the stop
+    assert len(history[history["trial_id"] == poor["trial_id"]]) == poor["epochs_run"]
+    code, out, err = run_cli("analyze", tmp_path / "asha")
+    assert code == 0, err
+    report = (tmp_path / "asha" / "report" / "report.md").read_text()
+    assert "## Early vs final accuracy (ASHA)" in report and "stopped" in report

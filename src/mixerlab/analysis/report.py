@@ -14,6 +14,9 @@ from mixerlab.analysis.pareto import pareto_front
 from mixerlab.analysis.stats import anova, early_vs_final, pairwise
 from mixerlab.results import atomic_write_text
 
+# Variants that do no learned token mixing: the paper's control (MetaFormer's IdentityFormer).
+CONTROLS = {"identity"}
+
 
 def _fmt(v, digits=2) -> str:
     if v is None or (isinstance(v, float) and np.isnan(v)):
@@ -74,6 +77,18 @@ def verdict(df: pd.DataFrame, effects: pd.DataFrame, pairs: pd.DataFrame, factor
         bigger = "patch size" if share["patch_size"] > share["variant"] else "the token mixer"
         out.append(f"So on this evidence {bigger} matters more for accuracy "
                    f"({share['patch_size']:.0%} for patch size vs {share['variant']:.0%} for the mixer).")
+    mixing = df[~df["variant"].isin(CONTROLS)] if "variant" in df else df
+    if "variant" in share and mixing["variant"].nunique() >= 2 and len(mixing) < len(df):
+        # The identity control can carry most of the mixer's share on its own; the paper's
+        # question is also whether the *kind* of token mixing matters once there is some.
+        sub = anova(mixing, factors).set_index("term")
+        if "variant" in sub.index:
+            others = ", ".join(f"{_term(t)} {sub.loc[t, 'eta_sq']:.0%}" for t in sub.index
+                               if t not in ("variant", "Residual"))
+            out.append(f"Without the {'/'.join(sorted(set(df['variant']) & CONTROLS))} control, among "
+                       f"the mixers that do mix tokens ({', '.join(sorted(mixing['variant'].unique()))}), "
+                       f"the choice of mixer explains {sub.loc['variant', 'eta_sq']:.0%} of the variance "
+                       f"(p={sub.loc['variant', 'p']:.2g})" + (f"; {others}" if others else "") + ".")
     if len(pairs):
         ok = df[df["status"] == "ok"]
         within = "patch_size" if "patch_size" in pairs.columns else pairs.columns[0]

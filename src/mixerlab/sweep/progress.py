@@ -65,7 +65,8 @@ class StudyCallback(tune.Callback):
 
     def on_trial_complete(self, iteration, trials, trial, **info):
         if trial.trial_id not in self.finished:  # stopped by the scheduler before its end
-            rec = self.stopped_record(Trial.from_dict(trial.config["trial"]), trial.last_result)
+            rec = self.stopped_record(Trial.from_dict(trial.config["trial"]), trial.last_result,
+                                      trial.checkpoint)
             Study(self.study_path).write_record(rec)
             self._finish(trial, rec["status"])
 

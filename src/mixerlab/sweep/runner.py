@@ -40,12 +40,13 @@ def prepare(spec_path: str | Path) -> tuple[Spec, object, Plan]:
 
 
 def _stopped_record(study_name: str):
-    """Row for a trial ASHA stopped early: its last epoch's metrics, factors, size and cost."""
+    """Row for a trial ASHA stopped early: its last epoch's metrics, factors, size and cost,
+    and its per-epoch history from its last checkpoint (the learning curve up to the stop)."""
     from mixerlab import measure
     from mixerlab.models import create_model
-    from mixerlab.sweep.trainable import error_record
+    from mixerlab.sweep.trainable import error_record, load_trial_state
 
-    def build(trial: Trial, last: dict | None) -> dict:
+    def build(trial: Trial, last: dict | None, checkpoint=None) -> dict:
         rec = error_record(trial, study_name, RuntimeError("stopped early by the ASHA scheduler"))
         cfg = trial.config.model
         model = create_model(cfg)
@@ -57,6 +58,12 @@ def _stopped_record(study_name: str):
             rec[k] = last.get(k, float("nan"))
         rec["epochs_run"] = int(last.get("epoch", 0) or 0)
         rec["test_acc"] = float("nan")
+        state = load_trial_state(Path(checkpoint.path))[0] if checkpoint is not None else None
+        if state:
+            history = state["history"]
+            best = max(history, key=lambda h: h["val_acc"]) if history else {}
+            rec.update(history=history, train_time_s=state["train_time_s"],
+                       best_val_acc=best.get("val_acc", float("nan")), best_epoch=best.get("epoch"))
         return rec
 
     return build

@@ -101,6 +101,11 @@ def run_trial(config: dict, data=None, study: str = "", records_dir: str | None 
     cfg.train.threads = max(1, int(cpus))
 
     def on_epoch(row: dict, state: dict) -> None:
+        if row["epoch"] >= cfg.train.epochs:
+            # The last epoch travels in the final report below. Reported on its own, it
+            # would let a scheduler stop the trial there (ASHA stops every trial that
+            # reaches max_t), before the report that carries the test accuracy and record.
+            return
         with tempfile.TemporaryDirectory() as d:
             save_state(state, Path(d) / STATE_FILE)
             tune.report({**row, "final": False}, checkpoint=tune.Checkpoint.from_directory(d))
