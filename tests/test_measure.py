@@ -1,5 +1,7 @@
 """FLOP counts against the analytic formula for every mixer; throughput and memory records."""
 
+import mmap
+
 import pytest
 import torch
 
@@ -67,10 +69,12 @@ def test_throughput_and_memory_records():
     assert all(p.grad is None for p in model.parameters())
     reset_peak_memory("cpu")
     before = peak_memory("cpu")["peak_mem_mb"]
-    big = torch.ones(64 * 2**20, dtype=torch.uint8)  # touch 64 MiB
-    big.add_(1)
+    # 64 MiB of fresh pages: a new anonymous mapping, every page written. (A tensor could
+    # reuse memory the allocator freed earlier in this process and never raise the RSS.)
+    big = mmap.mmap(-1, 64 * 2**20)
+    big.write(b"\x01" * (64 * 2**20))
     mem = peak_memory("cpu")
     assert mem["peak_mem_kind"] == "cpu_peak_rss" and mem["peak_mem_mb"] >= before + 60
-    del big
+    big.close()  # unmapped: the pages leave the RSS
     reset_peak_memory("cpu")  # a new trial in the same process starts a new peak
     assert peak_memory("cpu")["peak_mem_mb"] < mem["peak_mem_mb"] - 30
