@@ -209,3 +209,24 @@ def test_early_vs_final_rank_correlation_known_answers():
     assert early_vs_final(backwards, final, 1)["rho"] == pytest.approx(-1.0)
     r = early_vs_final(same[same.trial_id < "c"], final, 1)
     assert r["n"] == 2 and np.isnan(r["rho"])
+
+
+ANSWER = Path(__file__).resolve().parents[1] / "analysis" / "patches_answer.py"
+
+
+def test_patches_answer_combines_a_study_and_refuses_bad_input(tmp_path):
+    """The study script on a synthetic study; a folder that is not a study: exit 2, one line."""
+    cells = {(v, p): [base + d for d in (-0.4, 0.0, 0.4)] for (v, base), p in
+             itertools.product([("conv", 85.0), ("attention", 84.0), ("identity", 70.0)], [4, 7])}
+    study = _write_study(tmp_path / "synth", synthetic_trials(cells))
+    done = subprocess.run([sys.executable, ANSWER, study, "--out", tmp_path / "answer"],
+                          capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    text = (tmp_path / "answer" / "answer.md").read_text()
+    assert "removing token mixing altogether (identity) costs 15.0 points" in text
+    assert (tmp_path / "answer" / "answer.png").stat().st_size > 10_000
+    bad = subprocess.run([sys.executable, ANSWER, tmp_path / "nowhere", "--out", tmp_path / "x"],
+                         capture_output=True, text=True, timeout=120)
+    assert bad.returncode == 2 and "Traceback" not in bad.stderr
+    assert len(bad.stderr.strip().splitlines()) == 1 and "not a folder" in bad.stderr
+    assert not (tmp_path / "x").exists()

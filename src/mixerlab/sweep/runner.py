@@ -146,8 +146,8 @@ def _run_locked(spec, data, plan, study, spec_path, address, max_concurrent, ret
         print(f"removed {len(stale)} temporary file(s) left by an interrupted write", file=sys.stderr)
     study.create(spec.fingerprint(), len(plan.trials))
     atomic_write_text(study.path / "spec.yaml", Path(spec_path).read_text())
-    records = study.records()
-    for f in study.unreadable_records():
+    records, unreadable = study.scan_records()
+    for f in unreadable:
         if f.stem in order:
             print(f"{f} is unreadable; trial {f.stem} will run again", file=sys.stderr)
     damaged = study.damaged_tables()

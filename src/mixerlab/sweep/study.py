@@ -107,25 +107,22 @@ class Study:
             self._lock_fd = None
 
     # -- records and tables ---------------------------------------------------------------
-    def records(self) -> dict[str, dict]:
-        out = {}
+    def scan_records(self) -> tuple[dict[str, dict], list[Path]]:
+        """(records by trial id, record files that do not parse): one pass over records/.
+
+        A torn file cannot come from our atomic writes; one damaged on disk counts as not
+        done, so its trial runs again."""
+        out, bad = {}, []
         for f in sorted(self.records_dir.glob("*.json")) if self.records_dir.exists() else []:
             try:
                 rec = json.loads(f.read_text())
-            except (OSError, ValueError):
-                continue  # a torn file cannot exist (atomic writes); skip anything foreign
-            out[rec["trial_id"]] = rec
-        return out
-
-    def unreadable_records(self) -> list[Path]:
-        """Record files that do not parse (damaged on disk): their trials count as not done."""
-        bad = []
-        for f in sorted(self.records_dir.glob("*.json")) if self.records_dir.exists() else []:
-            try:
-                json.loads(f.read_text())["trial_id"]
+                out[rec["trial_id"]] = rec
             except (OSError, ValueError, KeyError, TypeError):
                 bad.append(f)
-        return bad
+        return out, bad
+
+    def records(self) -> dict[str, dict]:
+        return self.scan_records()[0]
 
     def damaged_tables(self) -> dict[str, str]:
         """Tables that are 'missing' or 'unreadable' (e.g. truncated); the records rebuild them."""
