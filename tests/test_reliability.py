@@ -360,7 +360,11 @@ def test_killed_worker_resumes_from_checkpoint_with_identical_metrics(tmp_path):
                       grid="configs: [{mixer: conv, patch_size: 7}]", extra="max_failures: 2\n")
     results, study = tmp_path / "results", tmp_path / "results" / "worker"
     run = Sweep(spec, "--results", results, log=tmp_path / "sweep")
-    wait_for(lambda: mid_trial(study), 120, "the trial checkpointed an epoch", run)
+    # Wait until the driver has registered a checkpoint (it is in Ray's saved state), not
+    # merely until the worker has written one: killed in between, the retry rightly starts
+    # over, since Ray never learnt of that checkpoint.
+    wait_for(lambda: set(ray_known_checkpoints(study)) - set(record_bytes(study)), 120,
+             "Ray registered a checkpoint of the trial", run)
     workers = wait_for(lambda: trial_workers(run.pid), 30, "the trial's worker process", run)
     assert len(workers) == 1, [cmdline(p) for p in workers]
     os.kill(workers[0], signal.SIGKILL)
