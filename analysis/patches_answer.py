@@ -27,6 +27,7 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import pandas as pd  # noqa: E402
 
+from mixerlab import provenance  # noqa: E402
 from mixerlab.analysis import (  # noqa: E402
     aggregate,
     anova,
@@ -64,9 +65,14 @@ def figure(frames: list[pd.DataFrame]) -> plt.Figure:
     colors = palette(pd.concat(frames)["variant"].dropna())
     for ax, df in zip(axes[0], frames):
         agg = aggregate(df, by=["variant"]).sort_values("test_acc_mean")
-        ax.barh(agg["variant"], agg["test_acc_mean"], color=[colors[v] for v in agg["variant"]],
-                xerr=[agg["test_acc_mean"] - agg["test_acc_lo"], agg["test_acc_hi"] - agg["test_acc_mean"]],
-                capsize=3)
+        # Dots, not bars: the axis does not start at zero, and a bar's length would then
+        # exaggerate the gaps between mixers.
+        for y, row in enumerate(agg.itertuples()):
+            ax.errorbar(row.test_acc_mean, y, xerr=[[row.test_acc_mean - row.test_acc_lo],
+                                                    [row.test_acc_hi - row.test_acc_mean]],
+                        fmt="o", color=colors[row.variant], markersize=8, capsize=4, elinewidth=2)
+        ax.set_yticks(range(len(agg)), agg["variant"])
+        ax.set_ylim(-0.5, len(agg) - 0.5)
         ax.set_xlim(max(0, agg["test_acc_lo"].min() - 5), min(100, agg["test_acc_hi"].max() + 2))
         ax.set_title(f"{df['study'].iloc[0]}: test accuracy by mixer")
         ax.set_xlabel("test accuracy (%), mean over patch sizes and seeds, 95% CI")
@@ -104,8 +110,15 @@ def main() -> None:
     lines += ["", "Reading: patches are 'all you need' to the extent that the spread among real mixers is "
               "small next to the identity gap and the patch-size effect. Each study's own report states "
               "its limits (data set, seeds, training length)."]
+    v = provenance.versions()
+    lines += ["", "## Provenance", "",
+              f"- command: `python analysis/patches_answer.py {' '.join(sys.argv[1:])}`",
+              f"- made at {provenance.now()} from mixerlab {v['mixerlab_version']} "
+              f"(commit {v['git_commit']}); each study's own command, seeds, device and "
+              "versions are in its `provenance.json`:"]
+    lines += [f"  - `{s}/provenance.json`" for s in args.studies]
     (out / "answer.md").write_text("\n".join(lines))
-    print("\n".join(lines[-len(table) - 2:]))
+    print("\n".join(line for line in lines if line.startswith("- **")))
     print(f"wrote {out / 'answer.md'}")
 
 
