@@ -1,4 +1,6 @@
 import os
+import subprocess
+import sys
 
 import pytest
 import torch
@@ -21,3 +23,16 @@ def run_cli(capsys):
         return code, out.out, out.err
 
     return run
+
+
+def alive_nodes(address: str, env: dict) -> int:
+    """How many nodes of the Ray cluster at ``address`` are alive (0 if it cannot be reached).
+
+    ``ray start --address`` can return before the head lists the new node; a sweep started
+    then sizes its concurrency from one node's CPUs.
+    """
+    code = ("import sys, ray; ray.init(address=sys.argv[1], log_to_driver=False); "
+            "print(sum(n['Alive'] for n in ray.nodes()))")
+    out = subprocess.run([sys.executable, "-c", code, address], capture_output=True, text=True,
+                         env=env, timeout=60)
+    return int(out.stdout.strip().splitlines()[-1]) if out.returncode == 0 else 0

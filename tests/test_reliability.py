@@ -37,6 +37,7 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
+from conftest import alive_nodes
 
 FASHION = Path("/usr/share/datasets/fashion-mnist/train-images-idx3-ubyte.gz")
 needs_fashion = pytest.mark.skipif(
@@ -411,14 +412,6 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
-def _alive_nodes(address: str, env: dict) -> int:
-    code = ("import sys, ray; ray.init(address=sys.argv[1], log_to_driver=False); "
-            "print(sum(n['Alive'] for n in ray.nodes()))")
-    out = subprocess.run([sys.executable, "-c", code, address], capture_output=True, text=True,
-                         env=env, timeout=60)
-    return int(out.stdout.strip().splitlines()[-1]) if out.returncode == 0 else 0
-
-
 def _forget_cluster(address: str) -> None:
     """`ray start` notes its cluster in /tmp/ray/ray_current_cluster; `ray stop` would remove it."""
     note = Path("/tmp/ray/ray_current_cluster")
@@ -446,7 +439,7 @@ def test_worker_node_stopped_mid_trial_is_rescheduled_on_the_survivor(tmp_path, 
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env,
                             start_new_session=True)
     _SESSIONS.append(node.pid)
-    wait_for(lambda: _alive_nodes(address, env) == 2, 90, "the worker node joined", every=1)
+    wait_for(lambda: alive_nodes(address, env) == 2, 90, "the worker node joined", every=1)
     raylet = [p for p in session_pids(node.pid) if "/raylet " in cmdline(p)]
     node_id = re.search(r"--node_id=([0-9a-f]+)", cmdline(raylet[0])).group(1)
 
