@@ -224,6 +224,8 @@ def test_patches_answer_combines_a_study_and_refuses_bad_input(tmp_path):
     assert done.returncode == 0, done.stderr
     text = (tmp_path / "answer" / "answer.md").read_text()
     assert "removing token mixing altogether (identity) costs 15.0 points" in text
+    assert f"- command: `python analysis/patches_answer.py {study} --out" in text  # provenance
+    assert f"`{study}/provenance.json`" in text and "commit " in text
     assert (tmp_path / "answer" / "answer.png").stat().st_size > 10_000
     bad = subprocess.run([sys.executable, ANSWER, tmp_path / "nowhere", "--out", tmp_path / "x"],
                          capture_output=True, text=True, timeout=120)

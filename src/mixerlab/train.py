@@ -182,6 +182,11 @@ def train(cfg: TrialConfig, *, data: Dataset | None = None, on_epoch: OnEpoch | 
                    amp=amp, test_loader=test_loader, started=started, t_start=t_start)
 
 
+def best_epoch(history: list[dict]) -> dict:
+    """The history row with the highest finite validation accuracy ({} for no history)."""
+    return max(history, key=lambda r: r["val_acc"] if math.isfinite(r["val_acc"]) else -1, default={})
+
+
 def _record(cfg, data, model, history, counts, *, status, error, train_time, device, amp,
             test_loader, started, t_start) -> dict:
     t, m = cfg.train, cfg.model
@@ -197,7 +202,7 @@ def _record(cfg, data, model, history, counts, *, status, error, train_time, dev
     rec.update(t.model_dump(exclude={"device", "threads", "eval_batch_size", "measure_throughput"}))
     rec.update(seed=cfg.seed, epochs_run=len(history))
     last = history[-1] if history else {}
-    best = max(history, key=lambda r: r["val_acc"] if math.isfinite(r["val_acc"]) else -1, default={})
+    best = best_epoch(history)
     rec.update(train_loss=last.get("train_loss", float("nan")), train_acc=last.get("train_acc", float("nan")),
                val_acc=last.get("val_acc", float("nan")), val_loss=last.get("val_loss", float("nan")),
                best_val_acc=best.get("val_acc", float("nan")), best_epoch=best.get("epoch", 0))

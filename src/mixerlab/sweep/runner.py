@@ -45,6 +45,7 @@ def _stopped_record(study_name: str):
     from mixerlab import measure
     from mixerlab.models import create_model
     from mixerlab.sweep.trainable import error_record, load_trial_state
+    from mixerlab.train import best_epoch
 
     def build(trial: Trial, last: dict | None, checkpoint=None) -> dict:
         rec = error_record(trial, study_name, RuntimeError("stopped early by the ASHA scheduler"))
@@ -61,7 +62,7 @@ def _stopped_record(study_name: str):
         state = load_trial_state(Path(checkpoint.path))[0] if checkpoint is not None else None
         if state:
             history = state["history"]
-            best = max(history, key=lambda h: h["val_acc"]) if history else {}
+            best = best_epoch(history)
             rec.update(history=history, train_time_s=state["train_time_s"],
                        best_val_acc=best.get("val_acc", float("nan")), best_epoch=best.get("epoch"))
         return rec
