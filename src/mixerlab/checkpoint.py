@@ -13,10 +13,18 @@ from mixerlab.config import TrialConfig
 from mixerlab.errors import ConfigError
 
 
+_LATER_MODEL_FACTORS = {"layout": "isotropic", "stem": "patch", "channel_mlp_ratio": None}
+
+
 def config_hash(cfg: TrialConfig) -> str:
     """Stable id of a trial configuration (what it computes, not where it runs)."""
     d = cfg.model_dump(mode="json")
     d["data"].pop("data_dir", None)
+    # Factors added after studies were committed are hashed only when set, so a default
+    # configuration keeps the id (and the finished record) it had before they existed.
+    for k, default in _LATER_MODEL_FACTORS.items():
+        if d["model"].get(k) == default:
+            d["model"].pop(k)
     for k in ("device", "threads", "eval_batch_size", "measure_throughput"):
         d["train"].pop(k, None)
     return hashlib.sha1(json.dumps(d, sort_keys=True).encode()).hexdigest()[:12]

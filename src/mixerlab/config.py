@@ -43,10 +43,22 @@ class ModelConfig(BaseModel):
     # Hidden width of the channel MLP as a multiple of ``width``. 2 keeps small models cheap;
     # ViT/MetaFormer use 4 at ImageNet scale.
     mlp_ratio: float = 2.0
+    # The channel MLP's ratio when it must differ from ``mlp_ratio``: the second, fine knob
+    # that capacity matching solves after the width (the width moves in steps of ``heads``
+    # for attention, too coarse to land within 1%). ``None`` = ``mlp_ratio``.
+    channel_mlp_ratio: float | None = Field(None, gt=0)
     heads: int = 4
     # ConvMixer: BatchNorm beats LayerNorm by 1.44 points on CIFAR-10 (Trockman & Kolter 2022,
     # Sec. 3); MetaFormer uses LayerNorm. A factor a sweep can vary.
     norm: Literal["batch", "layer"] = "batch"
+    # ``isotropic``: one resolution through every block (ViT, MLP-Mixer, ConvMixer).
+    # ``pyramid``: MetaFormer's hierarchical stages with the same blocks and mixer
+    # (Yu et al. 2022, Sec. 4.1); the rule is in mixerlab/models/pyramid.py.
+    layout: Literal["isotropic", "pyramid"] = "isotropic"
+    # ``patch``: non-overlapping patches (conv, kernel = stride = patch size), as ViT and
+    # ConvMixer. ``conv``: overlapping stride-2 3x3 convolutions reaching the same output
+    # stride (Xiao et al. 2021, arXiv:2106.14881); patch size must be a power of two.
+    stem: Literal["patch", "conv"] = "patch"
     image_size: int = 28
     in_chans: int = 1
     num_classes: int = 10

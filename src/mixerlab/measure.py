@@ -113,13 +113,16 @@ def benchmark_inference(
 
 def benchmark_training(
     model: nn.Module, input_shape, *, num_classes: int, batch_size=128, device="cpu",
-    dtype=torch.float32, warmup=2, repeats=5, iters=2,
+    dtype=torch.float32, warmup=2, repeats=5, iters=2, channels_last=False,
 ) -> dict:
     """Training-step images/s: forward + backward + AdamW step, on a copy of the model."""
     device = torch.device(device)
     model = copy.deepcopy(model).to(device).train()
-    opt = torch.optim.AdamW(model.parameters(), lr=1e-4)
     x = torch.randn(batch_size, *input_shape, device=device)
+    if channels_last:
+        model = model.to(memory_format=torch.channels_last)
+        x = x.contiguous(memory_format=torch.channels_last)
+    opt = torch.optim.AdamW(model.parameters(), lr=1e-4)
     y = torch.randint(0, num_classes, (batch_size,), device=device)
     autocast = torch.autocast(device.type, dtype=dtype, enabled=dtype != torch.float32)
 

@@ -1,4 +1,4 @@
-"""``mixerlab describe``: parameters, MACs, FLOPs, tokens and (optionally) throughput of a model."""
+"""``mixerlab describe``: parameters, MACs, FLOPs, tokens, stages and (optionally) throughput of a model."""
 
 from __future__ import annotations
 
@@ -27,20 +27,36 @@ def run(args) -> int:
     record = {k: getattr(cfg, k) for k in ("model", *relevant_factors(cfg), "image_size",
                                           "in_chans", "num_classes")}
     record["variant"] = cfg.label
-    if cfg.model == "isotropic":
-        side = cfg.image_size // cfg.patch_size
-        record.update(tokens=side * side, grid=f"{side}x{side}", pos_embed=uses_pos_embed(cfg))
+    stages = model.stage_plan() if hasattr(model, "stage_plan") else []  # skeleton layouts only
+    if stages:  # tokens and grid are the stem's: what the first blocks see
+        record.update(tokens=stages[0]["tokens"], grid=stages[0]["grid"],
+                      pos_embed=uses_pos_embed(cfg))
     record.update(describe_model(model, shape, num_classes=cfg.num_classes,
                                  throughput=args.throughput, device=args.device,
                                  batch_size=args.batch_size))
     if args.json:
-        print(json.dumps(record, indent=2, default=str))
+        print(json.dumps({**record, "stages": stages} if stages else record, indent=2, default=str))
         return 0
     width = max(len(k) for k in record)
     for k, v in record.items():
-        if isinstance(v, float):
-            v = f"{v:,.1f}"
-        elif isinstance(v, int) and not isinstance(v, bool):
-            v = f"{v:,}"
-        print(f"{k:<{width}}  {v}")
+        print(f"{k:<{width}}  {_fmt(v)}")
+    if stages:
+        print()
+        print(_table(stages))
     return 0
+
+
+def _fmt(v) -> str:
+    if isinstance(v, float):
+        return f"{v:,.1f}"
+    if isinstance(v, int) and not isinstance(v, bool):
+        return f"{v:,}"
+    return str(v)
+
+
+def _table(rows: list[dict]) -> str:
+    """Rows of equal keys as a right-aligned text table, one header line."""
+    cols = list(rows[0])
+    cells = [cols] + [[_fmt(r[c]) for c in cols] for r in rows]
+    widths = [max(len(row[i]) for row in cells) for i in range(len(cols))]
+    return "\n".join("  ".join(c.rjust(w) for c, w in zip(row, widths)) for row in cells)

@@ -3,10 +3,16 @@
 from __future__ import annotations
 
 import argparse
+from typing import get_args
 
 from mixerlab.config import ModelConfig, parse
 
 _DEFAULT = ModelConfig()
+
+
+def _choices(name: str) -> tuple[str, ...]:
+    """The values a Literal field of ModelConfig allows (no torch import for --help)."""
+    return get_args(ModelConfig.model_fields[name].annotation)
 
 
 def add_model_options(p: argparse.ArgumentParser) -> None:
@@ -19,8 +25,14 @@ def add_model_options(p: argparse.ArgumentParser) -> None:
                       ("in_chans", int), ("num_classes", int)):
         g.add_argument(f"--{name.replace('_', '-')}", type=typ, default=None,
                        help=f"default {getattr(_DEFAULT, name)}")
-    g.add_argument("--norm", choices=("batch", "layer"), default=None,
-                   help=f"default {_DEFAULT.norm}")
+    g.add_argument("--channel-mlp-ratio", type=float, default=None,
+                   help="hidden ratio of the channel MLP when it differs from --mlp-ratio "
+                        "(default: --mlp-ratio; the token MLP of mixer 'mlp' keeps --mlp-ratio)")
+    for name, what in (("norm", ""),
+                       ("layout", "; pyramid = 3 stages, each halving the grid and doubling the width"),
+                       ("stem", "; conv = overlapping 3x3 stride-2 convs, power-of-two patch sizes")):
+        g.add_argument(f"--{name}", choices=_choices(name), default=None,
+                       help=f"default {getattr(_DEFAULT, name)}{what}")
 
 
 def model_config(args: argparse.Namespace, **overrides) -> ModelConfig:

@@ -49,48 +49,37 @@ def run(args) -> int:
 def dry_run(spec, data, plan, spec_path) -> int:
     import pandas as pd
 
+    from mixerlab.sweep.estimate import estimate_trials, wall_seconds
     from mixerlab.sweep.trials import describe_plan
 
     rows = pd.DataFrame(describe_plan(plan))
     seeds = len(spec.seed_list)
     t = spec.train_config()
     n_train = len(data.train_y)
-    rows["est_train_s"] = _estimate_seconds(plan, n_train, t, spec.resources.cpu)
+    rows["est_trial_s"] = estimate_trials(plan, data, spec.train, spec.resources.cpu)
     pd.set_option("display.width", 200)
+    pd.set_option("display.max_columns", 40)
     print(f"{spec.name}: {spec.question}")
-    print(f"{len(plan.configs)} configuration(s) x {seeds} seed(s) = {len(plan.trials)} trials on "
+    n_set = len(plan.nuisance)
+    tuned = (f" x {n_set} nuisance setting(s) ({' x '.join(f'{k} {v}' for k, v in spec.nuisance.items())})"
+             if spec.nuisance else "")
+    print(f"{len(plan.configs)} configuration(s){tuned} x {seeds} seed(s) = {len(plan.trials)} trials on "
           f"{data.name} ({n_train} training images, {t.epochs} epochs)")
+    if spec.match is not None:
+        print(f"capacity matched by {' and by '.join(spec.match.by_list)} within "
+              f"{spec.match.tolerance:.0%} of the reference {spec.match.reference or '(base model)'}")
     if plan.collapsed:
         print(f"{plan.collapsed} grid point(s) collapsed: they differed only in factors their "
               "mixer does not use (e.g. kernel_size for attention)")
+    per_config = list(rows["est_trial_s"])
+    if spec.nuisance:
+        rows = rows.rename(columns={"est_trial_s": f"est_trial_s (x{n_set} settings)"})
     print(rows.to_string(index=False, float_format=lambda v: f"{v:,.4g}"))
-    total = rows["est_train_s"].sum() * seeds
     slots = max(1, int((os.cpu_count() or 1) // spec.resources.cpu))
     slots = min(slots, spec.max_concurrent or slots, len(plan.trials))
-    print(f"estimated training time: {total / 60:,.1f} trial-minutes in all, about "
-          f"{total / 60 / slots:,.1f} minutes with {slots} trial(s) at a time on this machine "
-          "(timed training steps of each configuration; evaluation and start-up add ~10-30%)")
+    total = sum(per_config) * seeds
+    print(f"estimated cost: {total / 60:,.1f} trial-minutes in all, about "
+          f"{wall_seconds(per_config, seeds, slots) / 60:,.1f} minutes of wall time with {slots} "
+          "trial(s) at a time on this machine (timed training and evaluation of each "
+          "configuration; see mixerlab/sweep/estimate.py)")
     return 0
-
-
-def _estimate_seconds(plan, n_train: int, t, cpus: float) -> list[float]:
-    """Seconds of training per trial, from a few timed training steps of each configuration."""
-    import torch
-
-    from mixerlab.measure import benchmark_training
-    from mixerlab.models import create_model
-
-    threads = torch.get_num_threads()
-    torch.set_num_threads(max(1, int(cpus)))  # as a trial will run
-    try:
-        out = []
-        for cfg, recipe in zip(plan.configs, plan.recipes):
-            batch = recipe.get("batch_size", t.batch_size)
-            epochs = recipe.get("epochs", t.epochs)
-            rate = benchmark_training(create_model(cfg), (cfg.in_chans, cfg.image_size, cfg.image_size),
-                                      num_classes=cfg.num_classes, batch_size=batch, warmup=1,
-                                      repeats=2, iters=1)["train_step_images_per_s"]
-            out.append(n_train * epochs / rate)
-        return out
-    finally:
-        torch.set_num_threads(threads)

@@ -8,10 +8,16 @@ from mixerlab.config import ModelConfig
 from mixerlab.errors import ConfigError
 from mixerlab.models.isotropic import IsotropicNet
 from mixerlab.models.mixers import get_mixer, list_mixers
+from mixerlab.models.pyramid import STAGES, PyramidNet
 from mixerlab.models.reference import create_reference, is_reference, list_references
+from mixerlab.models.stems import STEMS, is_power_of_two
 
-# Factors every isotropic model has, whatever its mixer.
-SHARED_FACTORS = ("patch_size", "depth", "width", "mlp_ratio", "norm")
+# Factors every model of mixerlab's skeleton has, whatever its mixer.
+SHARED_FACTORS = ("patch_size", "depth", "width", "mlp_ratio", "norm", "layout", "stem")
+
+# The ``layout`` factor: how the skeleton arranges its blocks. Each is built as ``cls(cfg)``
+# and answers stage_plan() besides timm's model methods.
+LAYOUTS = {"isotropic": IsotropicNet, "pyramid": PyramidNet}
 
 
 def check_model(cfg: ModelConfig) -> None:
@@ -35,6 +41,8 @@ def check_model(cfg: ModelConfig) -> None:
             f"patch_size: {cfg.patch_size} does not divide image_size {cfg.image_size}; "
             f"allowed patch sizes: {divisors}"
         )
+    _check_stem(cfg)
+    _check_layout(cfg)
     if "kernel_size" in info.uses and (cfg.kernel_size <= 0 or cfg.kernel_size % 2 == 0):
         raise ConfigError(
             f"kernel_size: must be a positive odd integer for mixer '{cfg.mixer}' "
@@ -48,19 +56,63 @@ def check_model(cfg: ModelConfig) -> None:
             )
 
 
+def _check_stem(cfg: ModelConfig) -> None:
+    if cfg.stem == "conv" and not is_power_of_two(cfg.patch_size):
+        allowed = [p for p in _patch_sizes(cfg) if is_power_of_two(p)]
+        raise ConfigError(
+            f"stem: 'conv' needs a power-of-two patch_size (got {cfg.patch_size}); "
+            f"use patch_size {_or(allowed)}, or stem 'patch'"
+        )
+
+
+def _check_layout(cfg: ModelConfig) -> None:
+    if cfg.layout != "pyramid":
+        return
+    if cfg.depth < STAGES:
+        raise ConfigError(
+            f"depth: the pyramid layout needs at least one block per stage, {STAGES} in all "
+            f"(got {cfg.depth}); use depth >= {STAGES} or layout 'isotropic'"
+        )
+    # Each stage halves the side, so the stem's grid must hold 2**(STAGES-1) tokens per side
+    # for the last stage to have at least one token of its own.
+    need = 2 ** (STAGES - 1)
+    side = cfg.image_size // cfg.patch_size
+    if side < need:
+        ok = [p for p in _patch_sizes(cfg) if cfg.image_size // p >= need
+              and (cfg.stem != "conv" or is_power_of_two(p))]
+        fix = f"use patch_size {_or(ok)} (largest {max(ok)})" if ok else "use a larger image_size"
+        raise ConfigError(
+            f"patch_size: {cfg.patch_size} gives a {side}x{side} grid, too small for layout "
+            f"'pyramid' ({STAGES} stages each halve the side, so the stem grid needs a side of at "
+            f"least {need}); {fix}, or layout 'isotropic'"
+        )
+
+
+def _patch_sizes(cfg: ModelConfig) -> list[int]:
+    return [d for d in range(1, cfg.image_size + 1) if cfg.image_size % d == 0]
+
+
+def _or(values: list) -> str:
+    return ", ".join(map(str, values[:-1])) + f" or {values[-1]}" if len(values) > 1 else str(values[0])
+
+
 def create_model(cfg: ModelConfig) -> nn.Module:
-    """Build the model ``cfg`` describes (isotropic skeleton or timm reference)."""
+    """Build the model ``cfg`` describes (the skeleton in its ``layout``, or a timm reference)."""
     check_model(cfg)
-    if cfg.model == "isotropic":
-        return IsotropicNet(cfg)
+    if cfg.model == "isotropic":  # mixerlab's skeleton; ``layout`` picks the arrangement
+        return LAYOUTS[cfg.layout](cfg)
     return create_reference(cfg.model, cfg.image_size, cfg.in_chans, cfg.num_classes)
 
 
 def relevant_factors(cfg: ModelConfig) -> tuple[str, ...]:
-    """The model factors that change the model ``cfg`` builds (others have no effect)."""
+    """The model factors that change the model ``cfg`` builds (others have no effect).
+
+    ``channel_mlp_ratio`` counts only when set: unset, the channel MLP follows ``mlp_ratio``.
+    """
     if cfg.model != "isotropic":
         return ("model",)
-    return tuple(dict.fromkeys(("mixer", *SHARED_FACTORS, *get_mixer(cfg.mixer).uses)))
+    own = ("channel_mlp_ratio",) if cfg.channel_mlp_ratio is not None else ()
+    return tuple(dict.fromkeys(("mixer", *SHARED_FACTORS, *own, *get_mixer(cfg.mixer).uses)))
 
 
 def canonical(cfg: ModelConfig) -> ModelConfig:
@@ -77,4 +129,5 @@ def uses_pos_embed(cfg: ModelConfig) -> bool:
 
 
 def list_models() -> dict[str, list[str]]:
-    return {"mixers": list_mixers(), "references": list_references()}
+    return {"mixers": list_mixers(), "layouts": list(LAYOUTS), "stems": list(STEMS),
+            "references": list_references()}

@@ -36,13 +36,35 @@ RECIPE_FACTORS = ("lr", "weight_decay", "batch_size", "epochs", "schedule", "lab
 GRID_FACTORS = MODEL_FACTORS + RECIPE_FACTORS
 
 
+MatchBy = Literal["params", "macs"]
+
+
 class Match(BaseModel):
-    """Hold capacity equal: solve ``width`` so every variant's cost is within ``tolerance``."""
+    """Hold capacity equal: solve ``width`` (then, where its steps are too coarse, the channel
+    MLP's ratio) so every variant's cost is within ``tolerance`` of the reference's.
+
+    ``by`` may list both costs: the study then runs every variant matched each way and labels
+    every trial with its ``match_by`` (attention is cheap in parameters and dear in MACs as
+    tokens grow, the token-mixing MLP the reverse, so the two comparisons can disagree).
+    """
 
     model_config = _STRICT
-    by: Literal["params", "macs"] = "params"
+    by: MatchBy | list[MatchBy] = "params"
     reference: dict[str, Any] = Field(default_factory=dict)  # overrides of the base model
-    tolerance: float = Field(0.03, gt=0, lt=1)
+    # 1%: tight enough that no difference between arms can be one of size; reachable for every
+    # mixer because the channel MLP's ratio is solved after the width (trials.solve_capacity).
+    tolerance: float = Field(0.01, gt=0, lt=1)
+
+    @field_validator("by")
+    @classmethod
+    def _by(cls, v):
+        if isinstance(v, list) and (not v or len(set(v)) != len(v)):
+            raise ValueError("give 'params', 'macs' or a list of distinct ones, e.g. [params, macs]")
+        return v
+
+    @property
+    def by_list(self) -> list[str]:
+        return self.by if isinstance(self.by, list) else [self.by]
 
 
 class Resources(BaseModel):
@@ -67,6 +89,10 @@ class Spec(BaseModel):
     model: dict[str, Any] = Field(default_factory=dict)
     grid: dict[str, list[Any]] | None = None
     configs: list[dict[str, Any]] | None = None  # explicit configurations instead of a product
+    # Recipe factors re-tuned per arm (the Deep Learning Tuning Playbook's nuisance
+    # hyperparameters): every scientific configuration runs at every setting, and the analysis
+    # compares arms at the setting with the best validation accuracy (analysis/nuisance.py).
+    nuisance: dict[str, list[Any]] | None = None
     seeds: list[int] | int = 1
     match: Match | None = None
     resources: Resources = Resources()
@@ -126,6 +152,30 @@ def read_yaml(path: Path) -> Any:
         raise ConfigError(f"{path}: cannot read it ({err}); check the path and permissions") from None
 
 
+def _check_nuisance(spec: Spec, path: Path, grid: dict) -> None:
+    for key, values in (spec.nuisance or {}).items():
+        if key in MODEL_FACTORS:
+            raise ConfigError(f"{path}: nuisance.{key}: a model factor is what a study compares, not a "
+                              f"nuisance; move it to 'grid' (nuisance factors: {', '.join(RECIPE_FACTORS)})")
+        if key not in RECIPE_FACTORS:
+            raise ConfigError(f"{path}: nuisance.{key}: not a recipe factor; use one of "
+                              f"{', '.join(RECIPE_FACTORS)}")
+        if not values:
+            raise ConfigError(f"{path}: nuisance.{key}: empty list; give at least two values to tune "
+                              "over, or remove it")
+        if len(set(map(str, values))) != len(values):
+            raise ConfigError(f"{path}: nuisance.{key}: repeated value in {values}; list each value once")
+        if key in grid:
+            raise ConfigError(f"{path}: nuisance.{key}: also in 'grid'; a factor is either compared "
+                              "(grid) or tuned per arm (nuisance): remove it from one of them")
+        for i, c in enumerate(spec.configs or []):
+            if key in c:
+                raise ConfigError(f"{path}: configs[{i}].{key}: also a nuisance factor; remove it from "
+                                  "the configuration or from 'nuisance'")
+        for v in values:
+            parse(TrainConfig, {**spec.train, key: v}, f"{path}: nuisance.{key}={v!r}")
+
+
 def load_spec(path: str | Path) -> Spec:
     """Parse and type-check a spec file (model validity is checked by :func:`expand`)."""
     path = Path(path)
@@ -148,6 +198,7 @@ def load_spec(path: str | Path) -> Spec:
             raise ConfigError(f"{path}: configs[{i}].{bad[0]}: not a factor; use {', '.join(GRID_FACTORS)}")
     if spec.configs is not None and not spec.configs:
         raise ConfigError(f"{path}: configs: empty list; give at least one configuration")
+    _check_nuisance(spec, path, grid)
     if "data_dir" in spec.dataset and spec.dataset["data_dir"]:
         d = (path.parent / str(spec.dataset["data_dir"])).resolve()
         if not d.is_dir():
