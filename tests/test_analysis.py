@@ -15,6 +15,7 @@ from scipy import stats
 from mixerlab.analysis import (
     aggregate,
     anova,
+    design_factors,
     holm,
     load_study,
     pairwise,
@@ -107,7 +108,8 @@ def test_holm_correction_by_hand():
 def test_pairwise_welch_and_holm():
     df = synthetic_trials({("conv", 4): [80.0, 81.0, 82.0], ("mlp", 4): [70.0, 71.0, 72.5],
                            ("identity", 4): [80.5, 81.0, 81.5]})
-    pairs = pairwise(df, within=None)
+    pairs = pairwise(df, within=None, paired=False)  # the arms share seeds: auto would pair them
+    assert (pairs["test"] == "Welch t").all()
     conv_mlp = pairs[(pairs.a == "conv") & (pairs.b == "mlp")].iloc[0]
     ref = stats.ttest_ind([80.0, 81.0, 82.0], [70.0, 71.0, 72.5], equal_var=False)
     assert conv_mlp["diff"] == pytest.approx(81.0 - 71.1666667)
@@ -232,3 +234,44 @@ def test_patches_answer_combines_a_study_and_refuses_bad_input(tmp_path):
     assert bad.returncode == 2 and "Traceback" not in bad.stderr
     assert len(bad.stderr.strip().splitlines()) == 1 and "not a folder" in bad.stderr
     assert not (tmp_path / "x").exists()
+
+
+QUICK = Path(__file__).resolve().parents[1] / "results" / "quick"
+
+
+def _verdict_lines(text: str) -> list[str]:
+    return [ln[2:] for ln in text.split("## Verdict")[1].split("\n## ")[0].splitlines() if ln.startswith("- ")]
+
+
+@pytest.mark.skipif(not (QUICK / "trials.parquet").exists(), reason="results/quick not present")
+def test_quick_report_verdict_is_unchanged_but_for_the_paired_test(tmp_path):
+    """results/quick regenerated into a temporary folder: the committed verdict, except that
+    its arms share seeds 0-2, so the pairwise lines now use (and name) the paired t-test."""
+    import re
+
+    before = _verdict_lines((QUICK / "report" / "report.md").read_text())
+    path, _ = write_report([QUICK], tmp_path / "report")
+    after = _verdict_lines(path.read_text())
+    assert len(after) == len(before)
+    pairwise_line = re.compile(r"At patch size (\d+), (\w+) leads (\w+) by ([\d.]+) points")
+    for old, new in zip(before, after):
+        if pairwise_line.match(old):
+            assert pairwise_line.match(new).groups() == pairwise_line.match(old).groups()
+            assert "paired t-test over 3 shared seeds" in new
+            assert new.split("); ")[-1] == old.split("); ")[-1]  # the identity gap
+        elif "pairwise comparisons" in old:
+            assert re.fullmatch(r"\d+ of 12 pairwise comparisons \(paired t-tests\) are significant at 5% "
+                                r"after Holm correction\.", new), new
+        else:
+            assert new == old
+    assert "## Pairwise comparisons (paired t-test on seed-matched differences" in path.read_text()
+
+
+def test_design_factors_drop_a_factor_the_variant_determines():
+    """Capacity matching solves one width per variant: width is then not a second factor."""
+    df = synthetic_trials({("conv", 4): [80.0, 81.0], ("mlp", 4): [70.0, 71.0],
+                           ("conv", 7): [79.0, 80.0], ("mlp", 7): [72.0, 73.0]})
+    df["width"] = df["variant"].map({"conv": 96, "mlp": 64})
+    assert design_factors(df, ["variant", "patch_size", "width"]) == ["variant", "patch_size"]
+    assert set(anova(df, design_factors(df, ["variant", "patch_size", "width"]))["term"]) == {
+        "variant", "patch_size", "variant:patch_size", "Residual"}

@@ -56,6 +56,24 @@ SPECS = [
     ("bad-val-fraction", GOOD.replace("synthetic_size: 64", "synthetic_size: 64, val_fraction: 1.5"), [], "'val_fraction'"),
     ("match-unknown-by", GOOD + "match: {by: flops}\n", [], "'match.by'"),
     ("bad-kernel", GOOD.replace("width: 8", "width: 8, kernel_size: 4"), [], "kernel_size: must be a positive odd integer"),
+    # Controlled comparisons: nuisance factors, layouts, stems, matching both ways.
+    ("nuisance-model-factor", GOOD + "nuisance: {depth: [1, 2]}\n", [], "nuisance.depth: a model factor"),
+    ("nuisance-unknown", GOOD + "nuisance: {momentum: [0.9]}\n", [], "nuisance.momentum: not a recipe factor"),
+    ("nuisance-empty", GOOD + "nuisance: {lr: []}\n", [], "nuisance.lr: empty list"),
+    ("nuisance-repeated", GOOD + "nuisance: {lr: [0.01, 0.01]}\n", [], "nuisance.lr: repeated value"),
+    ("nuisance-in-grid", GOOD.replace("patch_size: [4, 7]", "lr: [0.01, 0.1]") + "nuisance: {lr: [0.001, 0.01]}\n",
+     [], "nuisance.lr: also in 'grid'"),
+    ("nuisance-bad-value", GOOD + "nuisance: {lr: [0.01, -1]}\n", [], "nuisance.lr=-1"),
+    ("nuisance-not-a-list", GOOD + "nuisance: {lr: 0.01}\n", [], "'nuisance.lr'"),
+    ("unknown-layout", GOOD.replace("width: 8", "width: 8, layout: pyramidal"), [], "'layout'"),
+    ("unknown-stem", GOOD.replace("width: 8", "width: 8, stem: hybrid"), [], "'stem'"),
+    ("pyramid-too-few-tokens", GOOD.replace("depth: 1, width: 8", "depth: 3, width: 8, layout: pyramid")
+     .replace("[4, 7]", "[14]"), [], "patch_size"),
+    ("pyramid-too-shallow", GOOD.replace("width: 8", "width: 8, layout: pyramid"), [], "depth"),
+    ("conv-stem-odd-patch", GOOD.replace("width: 8", "width: 8, stem: conv"), [], "stem"),
+    ("match-by-repeated", GOOD + "match: {by: [params, params]}\n", [], "'match.by'"),
+    ("match-unreachable", GOOD.replace("[conv, attention]", "[mlp]").replace("[4, 7]", "[1]")
+     + "match: {by: params, reference: {mixer: conv, width: 8, patch_size: 7}}\n", [], "match: no width brings mlp"),
 ]
 
 CLI = [

@@ -10,8 +10,13 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
-FACTORS = ("variant", "patch_size", "kernel_size", "depth", "width", "mlp_ratio", "heads", "norm",
-           "lr", "epochs", "batch_size")
+# Model factors first, then the matching (a stratum: each matching is its own comparison), then
+# the recipe and the data. Order matters: the report lists factors in it, and
+# ``design_factors`` keeps the earlier of two confounded factors.
+FACTORS = ("variant", "layout", "stem", "patch_size", "kernel_size", "depth", "width", "mlp_ratio",
+           "heads", "norm", "image_size", "match_by",
+           "lr", "weight_decay", "label_smoothing", "mixup", "cutmix", "epochs", "batch_size",
+           "train_subset")
 METRICS = ("test_acc", "best_val_acc", "params", "macs", "infer_images_per_s",
            "train_images_per_s", "train_time_s")
 
@@ -19,6 +24,24 @@ METRICS = ("test_acc", "best_val_acc", "params", "macs", "infer_images_per_s",
 def factors_varied(df: pd.DataFrame) -> list[str]:
     """The factors that take more than one value among the trials, in a fixed order."""
     return [f for f in FACTORS if f in df.columns and df[f].dropna().nunique() > 1]
+
+
+def design_factors(df: pd.DataFrame, factors) -> list[str]:
+    """``factors`` without those fully determined by the ones before them.
+
+    Capacity matching solves ``width`` per variant, so width is a consequence of the variant,
+    not a second factor: an ANOVA with both is rank-deficient and splits one effect between
+    two names. A factor that takes a single value within every combination of the earlier
+    ones is therefore left out of the model (it stays in the tables, where it is informative).
+    """
+    out: list[str] = []
+    for f in factors:
+        if f not in df.columns:
+            continue
+        if out and df.groupby(out, dropna=False)[f].nunique(dropna=False).max() <= 1:
+            continue
+        out.append(f)
+    return out
 
 
 def t_interval(values, confidence: float = 0.95) -> tuple[float, float]:

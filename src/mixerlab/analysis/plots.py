@@ -18,6 +18,12 @@ import pandas as pd  # noqa: E402
 import seaborn as sns  # noqa: E402
 
 from mixerlab.analysis.aggregate import aggregate  # noqa: E402
+from mixerlab.analysis.nuisance import (  # noqa: E402
+    arm_label,
+    choose_nuisance,
+    scientific_factors,
+    setting_label,
+)
 from mixerlab.analysis.pareto import pareto_front  # noqa: E402
 
 _TAB = sns.color_palette("tab10")
@@ -158,6 +164,63 @@ def learning_curves(history: pd.DataFrame) -> plt.Figure:
         ax.set_ylabel(LABELS["val_acc"])
     _legend_outside(axes[0][-1])
     fig.suptitle("Learning curves (mean over seeds, 95% CI band)", fontsize=11)
+    fig.tight_layout()
+    return fig
+
+
+def isolation(df: pd.DataFrame, nuisance, x: str, scientific=None,
+              metric: str = "test_acc") -> plt.Figure:
+    """An isolation plot (Deep Learning Tuning Playbook): ``metric`` against the scientific
+    factor ``x``, one thin line per nuisance setting (mean over seeds) and, bold, each arm at
+    the setting chosen for it by validation accuracy, with 95% CIs. Where the bold line and the
+    thin lines disagree, a comparison at one shared recipe would have told another story.
+    One panel per combination of the other scientific factors (patch size, matching, ...)."""
+    nuisance = list(nuisance)
+    scientific = scientific_factors(df, nuisance, scientific)
+    scientific = scientific if x in scientific else [x, *scientific]
+    others = [f for f in scientific if f != x]
+    panels = list(df.groupby(others, dropna=False, sort=True)) if others else [(None, df)]
+    levels = sorted(df[x].dropna().unique(), key=lambda v: (isinstance(v, str), v))
+    pos = {v: i for i, v in enumerate(levels)}  # categorical positions: variants are names
+    settings = df[nuisance].drop_duplicates().sort_values(nuisance).reset_index(drop=True)
+    shades = sns.color_palette("crest", len(settings))
+    cols = min(len(panels), 3)
+    rows = -(-len(panels) // cols)
+    fig, axes = plt.subplots(rows, cols, figsize=(4.6 * cols + 2.6, 3.8 * rows), sharey=True,
+                             squeeze=False)
+    for ax, (key, sub) in zip(axes.flat, panels):
+        for (_, setting), color in zip(settings.iterrows(), shades):
+            mask = np.logical_and.reduce([(sub[k] == setting[k]) | (sub[k].isna() & pd.isna(setting[k]))
+                                          for k in nuisance])
+            agg = aggregate(sub[mask], by=[x], metrics=(metric,)).dropna(subset=[f"{metric}_mean"])
+            ax.plot([pos[v] for v in agg[x]], agg[f"{metric}_mean"], lw=1, alpha=0.8, color=color,
+                    marker=".", label=setting_label(setting, nuisance) if ax is axes.flat[0] else None)
+        chosen = choose_nuisance(sub, nuisance, scientific)
+        chosen.attrs = {}
+        best = aggregate(chosen, by=[x], metrics=(metric,)).dropna(subset=[f"{metric}_mean"])
+        best = best.sort_values(x, key=lambda c: c.map(pos))
+        yerr = np.array([best[f"{metric}_mean"] - best[f"{metric}_lo"],
+                         best[f"{metric}_hi"] - best[f"{metric}_mean"]])
+        ax.errorbar([pos[v] for v in best[x]], best[f"{metric}_mean"], yerr=np.nan_to_num(yerr),
+                    color="0.1", lw=2.5, marker="o", ms=7, capsize=4, zorder=3,
+                    label="best setting per arm (chosen by val acc), 95% CI" if ax is axes.flat[0] else None)
+        ax.set_xticks(range(len(levels)), [str(v) for v in levels])
+        ax.set_xlim(-0.4, len(levels) - 0.6)
+        ax.set_xlabel(LABELS.get(x, x))
+        if key is not None:
+            key = key if isinstance(key, tuple) else (key,)
+            ax.set_title(arm_label(dict(zip(others, key)), others), fontsize=10)
+    for ax in axes.flat[len(panels):]:
+        ax.set_visible(False)
+    for ax in axes[:, 0]:
+        ax.set_ylabel(LABELS.get(metric, metric))
+    # The labels live on the first panel; the legend goes beside the last one of the first row.
+    handles, labels = axes.flat[0].get_legend_handles_labels()
+    axes[0][cols - 1].legend(handles, labels, loc="upper left", bbox_to_anchor=(1.01, 1),
+                             frameon=False, fontsize=8)
+    fig.suptitle(f"Isolation plot: {LABELS.get(metric, metric).split(' (')[0]} vs "
+                 f"{LABELS.get(x, x).split(' (')[0]} per {', '.join(nuisance)} setting (mean of seeds)",
+                 fontsize=11)
     fig.tight_layout()
     return fig
 

@@ -8,8 +8,14 @@ import numpy as np
 import pandas as pd
 
 from mixerlab.analysis import plots
-from mixerlab.analysis.aggregate import aggregate, factors_varied
+from mixerlab.analysis.aggregate import aggregate, design_factors, factors_varied
 from mixerlab.analysis.load import load_history, load_provenance, load_spec, load_studies
+from mixerlab.analysis.nuisance import (
+    choose_nuisance,
+    edge_warnings,
+    isolation_table,
+    nuisance_grid,
+)
 from mixerlab.analysis.pareto import pareto_front
 from mixerlab.analysis.stats import anova, early_vs_final, pairwise
 from mixerlab.results import atomic_write_text
@@ -58,6 +64,14 @@ def _term(t: str) -> str:
     return names.get(t, t.replace("_", " "))
 
 
+def _tests_used(pairs: pd.DataFrame) -> str:
+    """'paired t-tests', 'Welch t-tests' or '4 paired t-tests, 2 Welch t-tests'."""
+    counts = pairs["test"].value_counts() if "test" in pairs else pd.Series({"Welch t": len(pairs)})
+    if len(counts) == 1:
+        return f"{counts.index[0]}-tests"
+    return ", ".join(f"{n} {t}-tests" for t, n in counts.items())
+
+
 def verdict(df: pd.DataFrame, effects: pd.DataFrame, pairs: pd.DataFrame, factors, n_seeds) -> list[str]:
     """Plain sentences, each with the numbers behind it."""
     out = []
@@ -92,7 +106,8 @@ def verdict(df: pd.DataFrame, effects: pd.DataFrame, pairs: pd.DataFrame, factor
     if len(pairs):
         ok = df[df["status"] == "ok"]
         within = "patch_size" if "patch_size" in pairs.columns else pairs.columns[0]
-        for level, sub in pairs.groupby(within):
+        # dropna=False: without a `within` factor the stratum column is None, one overall group.
+        for level, sub in pairs.groupby(within, dropna=False):
             means = ok[ok[within] == level].groupby("variant")["test_acc"].mean().sort_values(ascending=False) \
                 if within in ok.columns else ok.groupby("variant")["test_acc"].mean().sort_values(ascending=False)
             if len(means) < 2:
@@ -106,15 +121,103 @@ def verdict(df: pd.DataFrame, effects: pd.DataFrame, pairs: pd.DataFrame, factor
             lo, hi = sorted((sign * r["lo"], sign * r["hi"]))
             sig = "significant" if r["significant"] else "not significant"
             where = f"At patch size {int(level)}" if within == "patch_size" else "Overall"
+            test = (f"paired t-test over {int(r['n_a'])} shared seeds" if r.get("test") == "paired t"
+                    else "Welch t-test")
             line = (f"{where}, {best} leads {second} by {sign * r['diff']:.2f} points (95% CI {lo:.2f} to "
-                    f"{hi:.2f}), {sig} after Holm correction (p={r['p_holm']:.2g})")
+                    f"{hi:.2f}, {test}), {sig} after Holm correction (p={r['p_holm']:.2g})")
             if "identity" in means.index and best != "identity":
                 line += (f"; the identity control (no token mixing) is {means[best] - means['identity']:.2f} "
                          f"points behind {best}")
             out.append(line + ".")
         n_sig = int(pairs["significant"].sum())
-        out.append(f"{n_sig} of {len(pairs)} pairwise comparisons are significant at 5% after Holm correction.")
+        out.append(f"{n_sig} of {len(pairs)} pairwise comparisons ({_tests_used(pairs)}) are significant at "
+                   "5% after Holm correction.")
     return out
+
+
+def _keys(df: pd.DataFrame, exclude=()) -> list[str]:
+    """The varied factors, variant and patch size first, without ``exclude`` (nuisance, strata)."""
+    factors = [f for f in factors_varied(df) if f not in exclude]
+    keys = [f for f in ("variant", "patch_size") if f in factors] + [f for f in factors if f not in ("variant", "patch_size")]
+    return keys or ["variant"]
+
+
+def _compare(df: pd.DataFrame, keys, shown=()) -> dict:
+    """Everything the report says about one set of comparable trials (one matching)."""
+    design = design_factors(df, keys)  # solved widths etc. are not factors of their own
+    return {"df": df, "keys": keys, "agg": aggregate(df, by=list(keys) + [c for c in shown if c in df]),
+            "effects": anova(df, design), "design": design,
+            "pairs": pairwise(df, group="variant", within="patch_size" if "patch_size" in keys else None)
+            if "variant" in keys else pd.DataFrame(),
+            "n_seeds": int(df.groupby(keys, dropna=False).size().max()) if len(df) else 0}
+
+
+def _pairwise_heading(pairs: pd.DataFrame) -> str:
+    tests = set(pairs["test"]) if "test" in pairs else {"Welch t"}
+    if tests == {"Welch t"}:
+        return "Welch t-test"
+    if tests == {"paired t"}:
+        return "paired t-test on seed-matched differences"
+    return "paired t-test where both arms share their seeds, else Welch t-test"
+
+
+def _sections(c: dict, level: str, shown=()) -> list[str]:
+    """Results, Pareto fronts, effects and pairwise comparisons of one ``_compare``."""
+    keys, agg, effects, pairs = c["keys"], c["agg"], c["effects"], c["pairs"]
+    cols = list(keys) + [k for k in shown if k in agg]
+    lines = [f"{level} Results (mean over seeds, 95% t-interval)", "", markdown_table(results_table(agg, cols)), ""]
+    for x, label in (("params", "parameters"), ("infer_images_per_s", "inference throughput")):
+        if f"{x}_mean" in agg and agg[f"{x}_mean"].notna().any():
+            front = pareto_front(agg, f"{x}_mean", "test_acc_mean", x_better=plots.BETTER[x])
+            for k in shown:  # recipe values such as lr=0.005 would read 0.01 at two decimals
+                if k in front:
+                    front[k] = front[k].astype(str)
+            lines += [f"{level} Pareto front: accuracy vs {label}", "",
+                      markdown_table(front[cols + [f"{x}_mean", "test_acc_mean"]].rename(
+                          columns={f"{x}_mean": label, "test_acc_mean": "test acc %"})), ""]
+    if len(effects):
+        lines += [f"{level} Effects (type-II ANOVA of test accuracy)", "",
+                  "eta^2 is the share of all variance a term explains; partial eta^2 is SS_term / (SS_term + SS_error).", "",
+                  markdown_table(effects), ""]
+    if len(pairs):
+        lines += [f"{level} Pairwise comparisons ({_pairwise_heading(pairs)}, Holm-corrected over all pairs)", ""]
+        if (pairs.get("test") == "paired t").any():
+            lines += ["A seed fixes the data order and the augmentation stream for every arm (and the initial "
+                      "weights of arms with the same model shape), so where two arms share their seeds the "
+                      "test is on the seed-matched differences, which removes that shared variance.", ""]
+        lines += [markdown_table(pairs.rename(columns={"diff": "a - b (points)", "lo": "CI lo", "hi": "CI hi"})), ""]
+    return lines
+
+
+def _nuisance_lines(choices: pd.DataFrame, nuisance) -> list[str]:
+    """Verdict bullets for arms compared on fewer seeds, or not at all (ASHA)."""
+    out = []
+    for _, r in choices.iterrows():
+        if r["all_stopped"]:
+            out.append(f"Every trial of {r['arm']} was stopped by ASHA or failed, at every "
+                       f"{'/'.join(nuisance)} setting: it has no test accuracy and takes no part in the comparisons.")
+        elif r["fallback"]:
+            out.append(f"No {'/'.join(nuisance)} setting of {r['arm']} finished ok on every seed; it is compared "
+                       f"at {r['setting']}, the setting with the most ok seeds ({r['n_ok']} of {r['n_trials']}), "
+                       "so on fewer seeds than the other arms.")
+    return out
+
+
+def _choices_table(choices: pd.DataFrame) -> pd.DataFrame:
+    note = np.where(choices["all_stopped"], "all stopped: no test accuracy",
+                    np.where(choices["fallback"], "fallback: no setting ok on every seed", ""))
+    return pd.DataFrame({"arm": choices["arm"], "chosen setting": choices["setting"],
+                         "val acc % (mean over seeds)": choices["val_acc_mean"],
+                         "seeds ok": [f"{a}/{b}" for a, b in zip(choices["n_ok"], choices["n_trials"])],
+                         "settings eligible": [f"{a} of {b}" for a, b in zip(choices["n_eligible"], choices["n_settings"])],
+                         "note": note})
+
+
+def _isolation_markdown(iso: pd.DataFrame) -> pd.DataFrame:
+    return pd.DataFrame({"arm": iso["arm"], "setting": iso["setting"], "val acc %": iso["val_acc_mean"],
+                         "test acc % (95% CI)": [_ci(r, "test_acc") for _, r in iso.iterrows()],
+                         "seeds ok": [f"{a}/{b}" for a, b in zip(iso["n_ok"], iso["n_trials"])],
+                         "chosen": np.where(iso["chosen"], "yes", ""), "edge": iso["edge"]})
 
 
 def write_report(study_paths, out_dir=None) -> tuple[Path, str]:
@@ -123,29 +226,52 @@ def write_report(study_paths, out_dir=None) -> tuple[Path, str]:
     history = load_history(paths)
     spec, prov = load_spec(paths[0]), load_provenance(paths[0])
     out = Path(out_dir) if out_dir else paths[0] / "report"
-    factors = factors_varied(df)
-    keys = [f for f in ("variant", "patch_size") if f in factors] + [f for f in factors if f not in ("variant", "patch_size")]
-    keys = keys or ["variant"]
-    agg = aggregate(df, by=keys)
-    effects = anova(df, keys)
-    pairs = pairwise(df, group="variant", within="patch_size" if "patch_size" in factors else None) \
-        if "variant" in factors else pd.DataFrame()
-    n_seeds = int(df.groupby(keys, dropna=False).size().max()) if len(df) else 0
+    grid = spec.get("nuisance") or {}
+    nuisance = list(grid)
+
+    # Nuisance factors: each arm at its own best recipe, chosen on validation, never on test.
+    analysed, choices, iso, edges = df, None, None, []
+    if nuisance:
+        scientific = [f for f in factors_varied(df) if f not in nuisance]
+        chosen = choose_nuisance(df, nuisance, scientific)
+        choices = chosen.attrs["choices"]
+        analysed = chosen.copy()
+        analysed.attrs = {}  # attrs holding DataFrames break pd.concat in the plotting code
+        iso = isolation_table(df, nuisance, scientific, grid=grid)
+        edges = edge_warnings(choices, nuisance_grid(df, nuisance, grid))
+
+    # Matching by several costs: each matching is its own comparison.
+    if "match_by" in factors_varied(analysed):
+        strata = [(by, analysed[analysed["match_by"] == by]) for by in sorted(analysed["match_by"].dropna().unique())]
+    else:
+        strata = [(None, analysed)]
+    shown = tuple(nuisance)
+    compared = [(by, _compare(sub, _keys(sub, exclude=(*nuisance, "match_by")), shown)) for by, sub in strata]
+    keys = _keys(analysed, exclude=nuisance)
+    n_seeds = max(c["n_seeds"] for _, c in compared)
 
     figs = []
-    for x in ("params", "macs", "infer_images_per_s", "train_time_s"):
-        if f"{x}" in df.columns and df.loc[df.status == "ok", x].notna().any():
-            figs.append((f"tradeoff_{x}", plots.tradeoff(df, x), f"Accuracy vs {plots.LABELS[x]}"))
-    figs.append(("effects", plots.effects(df, keys), "Factor effects"))
-    if {"variant", "patch_size"} <= set(factors):
-        figs.append(("interaction", plots.interaction(df), "Mixer x patch size"))
+    for by, c in compared:
+        sub, sfx, ttl = c["df"], f"_by_{by}" if by else "", f" (matched by {by})" if by else ""
+        for x in ("params", "macs", "infer_images_per_s", "train_time_s"):
+            if f"{x}" in sub.columns and sub.loc[sub.status == "ok", x].notna().any():
+                figs.append((f"tradeoff_{x}{sfx}", plots.tradeoff(sub, x), f"Accuracy vs {plots.LABELS[x]}{ttl}"))
+        figs.append((f"effects{sfx}", plots.effects(sub, c["keys"]), f"Factor effects{ttl}"))
+        if {"variant", "patch_size"} <= set(c["keys"]):
+            figs.append((f"interaction{sfx}", plots.interaction(sub), f"Mixer x patch size{ttl}"))
     if len(history):
-        figs.append(("learning_curves", plots.learning_curves(history), "Learning curves"))
+        curves = history[history["trial_id"].isin(analysed["trial_id"])] if nuisance else history
+        figs.append(("learning_curves", plots.learning_curves(curves),
+                     "Learning curves" + (" (the chosen settings)" if nuisance else "")))
+    if nuisance and scientific:
+        x = "variant" if "variant" in scientific else scientific[0]
+        figs.append(("isolation", plots.isolation(df, nuisance, x, scientific),
+                     f"Isolation plot: {x} at every {'/'.join(nuisance)} setting"))
     for name, fig, _ in figs:
         plots.save(fig, out, name)
 
     question = spec.get("question") or prov.get("question") or "(no question recorded)"
-    says = verdict(df, effects, pairs, keys, n_seeds)
+    says_by = [(by, verdict(c["df"], c["effects"], c["pairs"], c["design"], c["n_seeds"])) for by, c in compared]
     train, data = spec.get("train", {}), spec.get("dataset", {})
     limits = (f"Limits: one data set ({', '.join(sorted(df['dataset'].dropna().unique())) if 'dataset' in df else '?'}"
               f"{', training subset of ' + str(data['train_subset']) + ' images' if data.get('train_subset') else ''}), "
@@ -153,14 +279,30 @@ def write_report(study_paths, out_dir=None) -> tuple[Path, str]:
               "epoch(s) of training, small models on "
               f"{', '.join(sorted(df['device_name'].dropna().unique())) if 'device_name' in df else '?'}. "
               "Differences between mixers may change with longer training, larger data or other scales.")
+    general = []
+    if nuisance:
+        general.append(f"Each arm is compared at its own {', '.join(nuisance)} setting: the one with the best mean "
+                       f"final-epoch validation accuracy over its seeds, among the settings that finished ok on "
+                       "every seed (see 'Nuisance settings chosen per arm'); the test set played no part in the choice.")
+        general += _nuisance_lines(choices, nuisance) + [f"Edge of the range: {w}." for w in edges]
     lines = [f"# {', '.join(sorted(df['study'].unique()))}: report", "", f"**Question.** {question}", ""]
     if not df.attrs.get("complete", True):
         lines += [f"> **INCOMPLETE STUDY**: {len(df)} of {df.attrs.get('planned')} planned trials have "
                   "results. Numbers below are partial; re-run the sweep command to finish it.", ""]
-    lines += ["## Verdict", "", *[f"- {s}" for s in says], f"- {limits}", ""]
+    if len(compared) == 1:
+        says = says_by[0][1] + general
+        lines += ["## Verdict", "", *[f"- {s}" for s in says], f"- {limits}", ""]
+    else:
+        says = [f"Matched by {by}: {s}" for by, ss in says_by for s in ss] + general
+        lines += ["## Verdict", "", *[f"- {s}" for s in general], f"- {limits}", ""]
+        for by, ss in says_by:
+            lines += [f"### Matched by {by}", "", *[f"- {s}" for s in ss], ""]
     lines += ["## What was run", ""]
-    lines += ["- Factors varied: " + (", ".join(f"{f} ({', '.join(map(str, sorted(df[f].dropna().unique(), key=str)))})" for f in keys)),
-              f"- Trials: {len(df)} ({', '.join(f'{n} {s}' for s, n in df['status'].value_counts().items())}), "
+    lines += ["- Factors varied: " + (", ".join(f"{f} ({', '.join(map(str, sorted(df[f].dropna().unique(), key=str)))})" for f in keys))]
+    if nuisance:
+        lines += ["- Nuisance factors, tuned per arm: " + ", ".join(
+            f"{k} ({', '.join(map(str, v))})" for k, v in nuisance_grid(df, nuisance, grid).items())]
+    lines += [f"- Trials: {len(df)} ({', '.join(f'{n} {s}' for s, n in df['status'].value_counts().items())}), "
               f"up to {n_seeds} seed(s) per configuration",
               f"- Data: {data or {}}", f"- Recipe overrides: {train or {}}; base model: {spec.get('model', {})}",
               f"- Command: `{prov.get('command', '?')}`; wall time {prov.get('wall_time_s', '?')} s; "
@@ -168,28 +310,30 @@ def write_report(study_paths, out_dir=None) -> tuple[Path, str]:
               f"- Hardware: {prov.get('hardware', {}).get('cpu', '?')} ({prov.get('hardware', {}).get('cpu_count', '?')} cores), "
               f"GPUs: {prov.get('hardware', {}).get('gpus') or 'none'}",
               "- Versions: " + ", ".join(f"{k.replace('_version', '')} {v}" for k, v in prov.get("versions", {}).items()), ""]
-    lines += ["## Results (mean over seeds, 95% t-interval)", "", markdown_table(results_table(agg, keys)), ""]
-    for x, label in (("params", "parameters"), ("infer_images_per_s", "inference throughput")):
-        if f"{x}_mean" in agg and agg[f"{x}_mean"].notna().any():
-            front = pareto_front(agg, f"{x}_mean", "test_acc_mean", x_better=plots.BETTER[x])
-            lines += [f"## Pareto front: accuracy vs {label}", "",
-                      markdown_table(front[keys + [f"{x}_mean", "test_acc_mean"]].rename(
-                          columns={f"{x}_mean": label, "test_acc_mean": "test acc %"})), ""]
-    if len(effects):
-        lines += ["## Effects (type-II ANOVA of test accuracy)", "",
-                  "eta^2 is the share of all variance a term explains; partial eta^2 is SS_term / (SS_term + SS_error).", "",
-                  markdown_table(effects), ""]
-    if len(pairs):
-        lines += ["## Pairwise comparisons (Welch t-test, Holm-corrected over all pairs)", "",
-                  markdown_table(pairs.rename(columns={"diff": "a - b (points)", "lo": "CI lo", "hi": "CI hi"})), ""]
+    if nuisance:
+        lines += ["## Nuisance settings chosen per arm (by validation accuracy)", "",
+                  "Every arm was trained at every setting on every seed. Its setting is the one with the best "
+                  "mean final-epoch validation accuracy over the seeds (the final model is the one tested); "
+                  "a setting ASHA stopped (or that failed) on any seed is not eligible. The test accuracy "
+                  "is never read to choose. Everything below this section uses the chosen trials only.", "",
+                  markdown_table(_choices_table(choices)), "",
+                  "### Every setting (isolation table)", "", markdown_table(_isolation_markdown(iso)), ""]
+        if any(name == "isolation" for name, _, _ in figs):
+            lines += ["![Isolation plot](isolation.png)", ""]
+    for by, c in compared:
+        if by is None:
+            lines += _sections(c, "##", shown)
+        else:
+            lines += [f"## Matched by {by}", ""] + _sections(c, "###", shown)
     if spec.get("scheduler", {}).get("type") == "asha" and len(history):
         lines += ["## Early vs final accuracy (ASHA)", "",
                   markdown_table(pd.DataFrame([early_vs_final(history, df, e) for e in sorted(history["epoch"].unique())[:-1]])), ""]
     lines += ["## Figures", ""] + [f"### {title}\n\n![{title}]({name}.png)\n" for name, _, title in figs]
     failed = df[df["status"] != "ok"]
     if len(failed):
-        lines += ["## Trials that did not finish ok", "",
-                  markdown_table(failed[["trial_id", "variant", "patch_size", "seed", "status", "error"]].fillna("-")), ""]
+        cols = [c for c in ("trial_id", "variant", "patch_size", "match_by", *nuisance, "seed", "status", "error")
+                if c in failed.columns and (c != "match_by" or len(compared) > 1)]
+        lines += ["## Trials that did not finish ok", "", markdown_table(failed[cols].fillna("-")), ""]
     path = out / "report.md"
     atomic_write_text(path, "\n".join(lines))
     return path, "\n".join(says + [limits])

@@ -1,5 +1,14 @@
-"""Statistics with well-kept libraries: ANOVA with effect sizes (statsmodels), pairwise Welch
-tests with Holm's correction (scipy + statsmodels), and rank correlation (scipy)."""
+"""Statistics with well-kept libraries: ANOVA with effect sizes (statsmodels), pairwise paired or
+Welch t-tests with Holm's correction (scipy + statsmodels), and rank correlation (scipy).
+
+Why paired tests: in mixerlab a seed fixes the data order and the augmentation stream for every
+arm (and the initial weights of arms with the same model shape), so two arms trained on the same
+seeds share part of their seed-to-seed variation. The seed-matched difference cancels that
+shared part; a Welch test treats it as noise and gives a wider interval. (Paired comparison
+design: Montgomery, Design and Analysis of Experiments, sec. 2.5; data order, augmentation and
+initialisation as sources of variance between runs: Bouthillier et al., "Accounting for Variance
+in Machine Learning Benchmarks", MLSys 2021.)
+"""
 
 from __future__ import annotations
 
@@ -57,6 +66,43 @@ def welch(a, b, confidence: float = 0.95) -> dict:
     return {"diff": diff, "lo": diff - half, "hi": diff + half, "p": float(p)}
 
 
+def paired(a_by_seed, b_by_seed, confidence: float = 0.95) -> dict:
+    """Mean of the seed-matched differences a - b, its t CI, and the paired t-test p-value.
+
+    Two Series indexed by seed are aligned on their common seeds; plain sequences must already
+    be in matching order. Same keys as ``welch`` (plus ``n_pairs``), so rows mix freely.
+    """
+    if isinstance(a_by_seed, pd.Series) and isinstance(b_by_seed, pd.Series):
+        both = pd.concat({"a": a_by_seed, "b": b_by_seed}, axis=1, join="inner").dropna()
+        a, b = both["a"].to_numpy(float), both["b"].to_numpy(float)
+    else:
+        a, b = np.asarray(a_by_seed, float), np.asarray(b_by_seed, float)
+        if len(a) != len(b):
+            raise ValueError(f"paired: {len(a)} vs {len(b)} values; a paired test needs one value "
+                             "per seed in each arm")
+    d = a - b
+    diff = d.mean() if len(d) else np.nan
+    if len(d) < 2:
+        return {"diff": diff, "lo": np.nan, "hi": np.nan, "p": np.nan, "n_pairs": len(d)}
+    sd = d.std(ddof=1)
+    if sd == 0:
+        return {"diff": diff, "lo": diff, "hi": diff, "p": 0.0 if diff else 1.0, "n_pairs": len(d)}
+    half = stats.t.ppf((1 + confidence) / 2, len(d) - 1) * sd / np.sqrt(len(d))
+    p = stats.ttest_rel(a, b).pvalue
+    return {"diff": diff, "lo": diff - half, "hi": diff + half, "p": float(p), "n_pairs": len(d)}
+
+
+# ``pairwise`` has an argument named ``paired``; this alias keeps the function reachable there.
+paired_test = paired
+
+
+def _by_seed(arm: pd.DataFrame, metric: str) -> pd.Series | None:
+    """The arm's metric indexed by seed, or None when it does not hold one trial per seed."""
+    if "seed" not in arm.columns or arm["seed"].duplicated().any():
+        return None
+    return arm.set_index("seed")[metric]
+
+
 def holm(pvalues) -> np.ndarray:
     p = np.asarray(pvalues, float)
     out = np.full_like(p, np.nan)
@@ -67,18 +113,32 @@ def holm(pvalues) -> np.ndarray:
 
 
 def pairwise(df: pd.DataFrame, group: str = "variant", within: str | None = "patch_size",
-             metric: str = "test_acc", alpha: float = 0.05) -> pd.DataFrame:
-    """Every pair of ``group`` levels at each level of ``within``; Holm across all of them."""
+             metric: str = "test_acc", alpha: float = 0.05, paired: bool | None = None) -> pd.DataFrame:
+    """Every pair of ``group`` levels at each level of ``within``; Holm across all of them.
+
+    ``paired``: None (auto) uses the paired t-test when the two arms share their seeds (the same
+    seed set, one ok trial per seed), else Welch's; True insists on pairing (ValueError when the
+    seeds do not match); False always uses Welch's. The ``test`` column says which was used.
+    """
     d = _ok(df, metric)
     strata = d.groupby(within) if within and within in d.columns and d[within].nunique() > 1 \
         else [(None, d)]
     rows = []
     for level, sub in strata:
         for a, b in itertools.combinations(sorted(sub[group].dropna().unique(), key=str), 2):
-            res = welch(sub.loc[sub[group] == a, metric], sub.loc[sub[group] == b, metric])
+            arm_a, arm_b = sub[sub[group] == a], sub[sub[group] == b]
+            sa, sb = _by_seed(arm_a, metric), _by_seed(arm_b, metric)
+            shared = sa is not None and sb is not None and set(sa.index) == set(sb.index) and len(sa) >= 2
+            if paired and not shared:
+                raise ValueError(f"pairwise: {a} and {b}{'' if level is None else f' at {within}={level}'} "
+                                 "do not share their seeds (one ok trial per seed in each); use "
+                                 "paired=None or False for Welch's test")
+            use_paired = shared if paired is None else paired
+            res = paired_test(sa, sb) if use_paired else welch(arm_a[metric], arm_b[metric])
+            res.pop("n_pairs", None)
             rows.append({within or "stratum": level, "a": a, "b": b,
-                         "n_a": int((sub[group] == a).sum()), "n_b": int((sub[group] == b).sum()),
-                         **res})
+                         "n_a": len(arm_a), "n_b": len(arm_b),
+                         "test": "paired t" if use_paired else "Welch t", **res})
     out = pd.DataFrame(rows)
     if len(out):
         out["p_holm"] = holm(out["p"])

@@ -36,7 +36,7 @@ RECIPE_FACTORS = ("lr", "weight_decay", "batch_size", "epochs", "schedule", "lab
 GRID_FACTORS = MODEL_FACTORS + RECIPE_FACTORS
 
 
-MatchBy = Literal["params", "macs"]
+MATCH_BY = ("params", "macs")
 
 
 class Match(BaseModel):
@@ -49,7 +49,7 @@ class Match(BaseModel):
     """
 
     model_config = _STRICT
-    by: MatchBy | list[MatchBy] = "params"
+    by: str | list[str] = "params"
     reference: dict[str, Any] = Field(default_factory=dict)  # overrides of the base model
     # 1%: tight enough that no difference between arms can be one of size; reachable for every
     # mixer because the channel MLP's ratio is solved after the width (trials.solve_capacity).
@@ -58,7 +58,8 @@ class Match(BaseModel):
     @field_validator("by")
     @classmethod
     def _by(cls, v):
-        if isinstance(v, list) and (not v or len(set(v)) != len(v)):
+        values = v if isinstance(v, list) else [v]
+        if not values or len(set(values)) != len(values) or not set(values) <= set(MATCH_BY):
             raise ValueError("give 'params', 'macs' or a list of distinct ones, e.g. [params, macs]")
         return v
 
