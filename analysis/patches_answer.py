@@ -10,7 +10,7 @@ three questions and puts the numbers side by side:
 3. Among the real mixers (identity excluded), how large is the spread, and is the best
    significantly better than the runner-up after Holm correction?
 
-    python analysis/patches_answer.py results/quick [results/patches results/matched ...]
+    python analysis/patches_answer.py results/quick [results/mixer_patch results/layout ...]
 
 Writes ``results/answer/answer.md`` and ``answer.png`` (or ``--out``).
 """

@@ -12,7 +12,6 @@ import torch
 from mixerlab.config import TrialConfig
 from mixerlab.errors import ConfigError
 
-
 _LATER_MODEL_FACTORS = {"layout": "isotropic", "stem": "patch", "channel_mlp_ratio": None}
 
 

@@ -56,7 +56,7 @@ def dry_run(spec, data, plan, spec_path) -> int:
     seeds = len(spec.seed_list)
     t = spec.train_config()
     n_train = len(data.train_y)
-    rows["est_trial_s"] = estimate_trials(plan, data, spec.train, spec.resources.cpu)
+    rows["est_trial_s"] = estimate_trials(plan, data, spec.resources.cpu, spec.resources.gpu)
     pd.set_option("display.width", 200)
     pd.set_option("display.max_columns", 40)
     print(f"{spec.name}: {spec.question}")
@@ -68,6 +68,12 @@ def dry_run(spec, data, plan, spec_path) -> int:
     if spec.match is not None:
         print(f"capacity matched by {' and by '.join(spec.match.by_list)} within "
               f"{spec.match.tolerance:.0%} of the reference {spec.match.reference or '(base model)'}")
+    if spec.resources.gpu:
+        import torch
+
+        if not torch.cuda.is_available():
+            print(f"note: this spec asks for {spec.resources.gpu:g} GPU per trial and this machine has "
+                  "none: the estimate below times its CPU, not the GPU node it is meant for")
     if plan.collapsed:
         print(f"{plan.collapsed} grid point(s) collapsed: they differed only in factors their "
               "mixer does not use (e.g. kernel_size for attention)")

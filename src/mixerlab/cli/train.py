@@ -51,6 +51,8 @@ def trial_config(args) -> TrialConfig:
         data["val_fraction"] = args.val_fraction
     if args.no_augment:
         data["augment"] = False
+    if args.image_size is not None:  # the data set is resized to it, as dataset.image_size in a spec
+        data["image_size"] = args.image_size
     train = {k: getattr(args, k) for k in ("epochs", "batch_size", "lr", "weight_decay", "schedule",
                                            "label_smoothing", "mixup", "cutmix", "ema", "threads")
              if getattr(args, k) is not None}

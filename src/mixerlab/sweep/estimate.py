@@ -19,45 +19,62 @@ from __future__ import annotations
 
 import torch
 
-from mixerlab.config import TrainConfig
-from mixerlab.measure import benchmark_inference, benchmark_training
+from mixerlab.measure import benchmark_inference, benchmark_training, count_flops
 from mixerlab.models import create_model
 
 CONTENTION = 1.22  # results/quick: recorded train_time_s / estimated, two trials at a time
 START_S = 2.0  # per trial: fetch the data from the object store, build the model, count MACs
 THROUGHPUT_IMAGES = 7 * 2 * 256  # mixerlab.train's inference timing (repeats x iters x batch)
+# Forward MACs of the largest batch the dry run times: ~1 s of a training step on one core.
+BATCH_MACS = 1.5e9
 
 
-def estimate_trials(plan, data, train_overrides: dict, cpus: float) -> list[float]:
-    """Seconds per scientific configuration, summed over its nuisance settings (one seed)."""
+def estimate_per_trial(plan, data, cpus: float, gpu: float = 0.0) -> dict[str, float]:
+    """Estimated seconds of every trial of ``plan``, by trial id, timed on the device the
+    trials will use (a GPU where they ask for one and this machine has one)."""
+    device = "cuda" if gpu and torch.cuda.is_available() else "cpu"
     n_train, n_val, n_test = len(data.train_y), len(data.val_y), len(data.test_y)
     threads = torch.get_num_threads()
     torch.set_num_threads(max(1, int(cpus)))  # as a trial will run
     rates: dict = {}
+    out = {}
     try:
-        out = []
-        for cfg, recipe in zip(plan.configs, plan.recipes):
-            seconds = 0.0
-            for setting in plan.nuisance:
-                t = TrainConfig.model_validate({**train_overrides, **recipe, **setting})
-                # Nuisance settings that change neither the model nor the batch reuse one timing.
-                key = (cfg.model_dump_json(), t.batch_size)
-                if key not in rates:
-                    model = create_model(cfg)
-                    shape = (cfg.in_chans, cfg.image_size, cfg.image_size)
-                    train = benchmark_training(model, shape, num_classes=cfg.num_classes,
-                                               batch_size=t.batch_size, warmup=1, repeats=2, iters=1,
-                                               channels_last=t.channels_last)
-                    infer = benchmark_inference(model, shape, batch_size=t.eval_batch_size, warmup=1,
-                                                repeats=2, iters=1, channels_last=t.channels_last)
-                    rates[key] = (train["train_step_images_per_s"], infer["infer_images_per_s"])
-                train_rate, infer_rate = rates[key]
-                seconds += (CONTENTION * n_train * t.epochs / train_rate
-                            + (n_val * t.epochs + n_test + THROUGHPUT_IMAGES) / infer_rate + START_S)
-            out.append(seconds)
+        for trial in plan.trials:
+            cfg, t = trial.config.model, trial.config.train
+            # Trials that differ in neither the model nor the batch (seeds, lr, ...) share a timing.
+            key = (cfg.model_dump_json(), t.batch_size, t.eval_batch_size, t.channels_last)
+            if key not in rates:
+                model = create_model(cfg)
+                shape = (cfg.in_chans, cfg.image_size, cfg.image_size)
+                # A model that costs many MACs per image is timed on fewer images: its rate per
+                # image no longer depends on the batch, and the dry run stays short.
+                cap = max(8, int(BATCH_MACS // max(1, count_flops(model, shape)["macs"])))
+                train = benchmark_training(model, shape, num_classes=cfg.num_classes,
+                                           batch_size=min(t.batch_size, cap), warmup=1, repeats=2,
+                                           iters=1, channels_last=t.channels_last, device=device)
+                infer = benchmark_inference(model, shape, batch_size=min(t.eval_batch_size, cap),
+                                            warmup=1, repeats=2, iters=1, channels_last=t.channels_last,
+                                            device=device)
+                rates[key] = (train["train_step_images_per_s"], infer["infer_images_per_s"])
+            train_rate, infer_rate = rates[key]
+            out[trial.trial_id] = (CONTENTION * n_train * t.epochs / train_rate
+                                   + (n_val * t.epochs + n_test + THROUGHPUT_IMAGES) / infer_rate
+                                   + START_S)
         return out
     finally:
         torch.set_num_threads(threads)
+
+
+def estimate_trials(plan, data, cpus: float, gpu: float = 0.0) -> list[float]:
+    """Seconds per scientific configuration for one seed, summed over its nuisance settings."""
+    per_trial = estimate_per_trial(plan, data, cpus, gpu)
+    seeds = len(plan.trials) // max(1, len(plan.configs) * len(plan.nuisance))
+    out = []
+    for i in range(len(plan.configs)):
+        # plan.trials is ordered configuration x setting x seed.
+        block = plan.trials[i * len(plan.nuisance) * seeds:(i + 1) * len(plan.nuisance) * seeds]
+        out.append(sum(per_trial[t.trial_id] for t in block) / max(1, seeds))
+    return out
 
 
 def wall_seconds(per_config: list[float], seeds: int, slots: int) -> float:

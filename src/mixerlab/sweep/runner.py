@@ -1,10 +1,11 @@
 """Run a study on Ray Tune: validate everything, then fan ``train`` out; resume if interrupted.
 
 Order of work, so that bad input costs nothing: parse the spec, load the data set once,
-expand and check every trial, check the results folder (ownership, lock, disk) -- and only
-then start Ray. Re-running the same command continues a study: trials with a record are
-not re-run, Ray's experiment state is restored so running trials resume from their last
-checkpoint, and a finished study is a no-op.
+expand and check every trial, check and connect to the cluster of ``--address`` (see
+mixerlab/sweep/connect.py), check the results folder (ownership, lock, disk) -- and only
+then start Ray's trials. Re-running the same command continues a study: trials with a
+record are not re-run, Ray's experiment state is restored so running trials resume from
+their last checkpoint, and a finished study is a no-op.
 """
 
 from __future__ import annotations
@@ -71,24 +72,48 @@ def _stopped_record(study_name: str):
 
 
 def _init_ray(address: str | None, study: Study) -> None:
+    """Reuse the connection run_sweep made (``--address``), else start mixerlab's own Ray."""
     import ray
+
+    from mixerlab.sweep import connect
 
     study.logs_dir.mkdir(parents=True, exist_ok=True)
     # Ray's and Tune's own chatter goes to a file in the study folder, not the terminal.
     handler = logging.FileHandler(study.logs_dir / "ray.log")
-    for name in ("ray", "ray.tune", "ray.train"):
-        lg = logging.getLogger(name)
-        lg.handlers[:] = [handler]
-        lg.propagate = False
+
+    def route():
+        for name in ("ray", "ray.tune", "ray.train"):
+            lg = logging.getLogger(name)
+            lg.handlers[:] = [handler]
+            lg.propagate = False
+
+    route()
     os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")
     os.environ.setdefault("TUNE_DISABLE_AUTO_CALLBACK_LOGGERS", "1")
     os.environ.setdefault("RAY_DEDUP_LOGS", "0")
-    kw = dict(log_to_driver=False, include_dashboard=False, configure_logging=False,
-              logging_level=logging.WARNING)
-    if address:
-        ray.init(address=address, **kw)
-    else:
-        ray.init(num_cpus=os.cpu_count(), **kw)
+    live = connect.current()
+    if address and live is None:  # run_sweep connects first; this is for other callers
+        live = connect.connect(address)
+    if live is not None:
+        if live.log:  # what Ray said while connecting, before the study folder existed
+            with open(study.logs_dir / "ray.log", "a") as f:
+                f.write(live.log)
+            live.log = ""
+        return
+    # address="local": always a new Ray of our own. Without it ray.init attaches to any Ray
+    # it finds (a `ray start` head, or the stale address a dead one left in
+    # /tmp/ray/ray_current_cluster) and then refuses num_cpus.
+    # ray.init(configure_logging=False) clears the "ray" logger's handlers first, and what
+    # it logs then (e.g. "Token authentication is enabled") would reach the terminal through
+    # logging's last resort: catch it one level down, under ray._private, meanwhile.
+    init_logger = logging.getLogger("ray._private")
+    init_logger.addHandler(handler)
+    try:
+        ray.init(address="local", num_cpus=os.cpu_count(), log_to_driver=False,
+                 include_dashboard=False, configure_logging=False, logging_level=logging.WARNING)
+    finally:
+        init_logger.removeHandler(handler)
+        route()
 
 
 def check_shared_storage(study: Study) -> None:
@@ -117,6 +142,22 @@ def check_shared_storage(study: Study) -> None:
 def run_sweep(spec_path, *, results_root="results", address=None, max_concurrent=None,
               new_study=False, retry_failed=False, command: str = "") -> Path:
     spec, data, plan = prepare(spec_path)
+    if address:
+        # Before anything is written: a wrong address or a refused token is one line, exit 2.
+        from mixerlab.sweep.connect import connect, disconnect
+
+        connect(address)
+        try:
+            return _run_sweep(spec, data, plan, spec_path, results_root, address, max_concurrent,
+                              new_study, retry_failed, command)
+        finally:
+            disconnect()
+    return _run_sweep(spec, data, plan, spec_path, results_root, address, max_concurrent,
+                      new_study, retry_failed, command)
+
+
+def _run_sweep(spec, data, plan, spec_path, results_root, address, max_concurrent, new_study,
+               retry_failed, command) -> Path:
     study = Study(Path(results_root) / spec.name)
     study.check_owned()
     study.check_writable()
@@ -175,6 +216,15 @@ def _run_locked(spec, data, plan, study, spec_path, address, max_concurrent, ret
     from mixerlab.sweep.progress import StudyCallback
     from mixerlab.sweep.trainable import run_trial
 
+    # The dry run's estimate, kept beside the real wall time (provenance.json), so every local
+    # CPU study checks the estimate users plan with. On a cluster or a GPU it would time the
+    # wrong machine, so none is made there.
+    estimate = None
+    if not address and not spec.resources.gpu:
+        from mixerlab.sweep.estimate import estimate_per_trial
+
+        per_trial = estimate_per_trial(plan, data, spec.resources.cpu)
+        estimate = sum(per_trial[t.trial_id] for t in pending)
     started = provenance.now()
     t0 = time.time()
     _init_ray(address, study)
@@ -220,15 +270,16 @@ def _run_locked(spec, data, plan, study, spec_path, address, max_concurrent, ret
                     checkpoint_config=tune.CheckpointConfig(num_to_keep=1),
                     callbacks=[callback], verbose=0),
             )
+        guess = f", about {estimate / slots / 60:,.1f} min by the dry run's estimate" if estimate else ""
         print(f"{spec.name}: {len(pending)} trial(s) to run ({len(done)} already done), "
-              f"{slots} at a time; logs in {study.logs_dir}", file=sys.stderr)
+              f"{slots} at a time{guess}; logs in {study.logs_dir}", file=sys.stderr)
         results = tuner.fit()
         _harvest(study, results, spec.name)
     finally:
         ray.shutdown()
         trials = study.write_tables(order)
         _write_provenance(study, spec, command, started, time.time() - t0, len(order), trials,
-                          locals().get("slots", 0))
+                          locals().get("slots", 0), estimate)
     return study.path
 
 
@@ -284,14 +335,17 @@ def _harvest(study: Study, results, study_name: str) -> None:
                 study.write_record(rec)
 
 
-def _write_provenance(study, spec, command, started, wall, n_trials, trials, slots):
+def _write_provenance(study, spec, command, started, wall, n_trials, trials, slots, estimate=None):
     import pandas as pd
 
     prov_path = study.path / "provenance.json"
     previous = json.loads(prov_path.read_text()) if prov_path.exists() else {}
     sessions = previous.get("sessions", []) + [
         {"command": command, "started_at": started, "finished_at": provenance.now(),
-         "wall_time_s": round(wall, 1), "concurrent_trials": slots}]
+         "wall_time_s": round(wall, 1), "concurrent_trials": slots,
+         # estimated seconds of this session's trials shared among its slots, and real / estimate
+         "estimate_wall_s": round(estimate / slots, 1) if estimate and slots else None,
+         "wall_over_estimate": round(wall / (estimate / slots), 3) if estimate and slots else None}]
     busy = float(pd.to_numeric(trials.get("trial_time_s", pd.Series(dtype=float)),
                                errors="coerce").sum()) if len(trials) else 0.0
     total_wall = sum(s["wall_time_s"] for s in sessions)
