@@ -31,7 +31,10 @@ from mixerlab import provenance  # noqa: E402
 from mixerlab.analysis import (  # noqa: E402
     aggregate,
     anova,
+    choose_nuisance,
+    design_factors,
     factors_varied,
+    load_spec,
     load_study,
     markdown_table,
     pairwise,
@@ -41,7 +44,8 @@ from mixerlab.errors import ConfigError  # noqa: E402
 
 
 def study_answer(df: pd.DataFrame) -> dict:
-    factors = [f for f in factors_varied(df) if f in ("variant", "patch_size", "kernel_size", "width")]
+    factors = design_factors(df, [f for f in factors_varied(df)
+                                  if f in ("variant", "layout", "patch_size", "kernel_size", "width")])
     effects = anova(df, factors).set_index("term") if factors else pd.DataFrame()
     share = effects["eta_sq"].to_dict() if len(effects) else {}
     means = aggregate(df, by=["variant"]).set_index("variant")["test_acc_mean"].sort_values(ascending=False)
@@ -58,6 +62,18 @@ def study_answer(df: pd.DataFrame) -> dict:
         "spread among mixers (points)": (mixers.iloc[0] - mixers.iloc[-1]) if len(mixers) > 1 else None,
         "best vs runner-up p (Holm)": top["p_holm"].iloc[0] if len(top) else None,
     }
+
+
+def comparable(df: pd.DataFrame, spec: dict) -> list[pd.DataFrame]:
+    """The trials a study's own report compares: each arm at its validation-chosen nuisance
+    setting, one frame per capacity matching (named ``study (matched by params)``)."""
+    if spec.get("nuisance"):
+        df = choose_nuisance(df, list(spec["nuisance"]))
+        df.attrs = {}
+    if "match_by" in df.columns and df["match_by"].nunique() > 1:
+        return [g.assign(study=f"{g['study'].iloc[0]} (matched by {by})")
+                for by, g in df.groupby("match_by")]
+    return [df]
 
 
 def figure(frames: list[pd.DataFrame]) -> plt.Figure:
@@ -85,7 +101,7 @@ def main() -> None:
     p.add_argument("studies", nargs="+")
     p.add_argument("--out", default="results/answer")
     args = p.parse_args()
-    frames = [load_study(s) for s in args.studies]
+    frames = [f for s in args.studies for f in comparable(load_study(s), load_spec(s))]
     frames = [f for f in frames if "variant" in factors_varied(f)]
     if not frames:
         raise ConfigError("none of these studies varies the token mixer; give a study whose "

@@ -97,3 +97,41 @@ seeds: 3
     w = pairwise(same_lr, group="variant", within=None, paired=False).iloc[0]
     assert p["test"] == "paired t" and w["test"] == "Welch t"
     assert (p["hi"] - p["lo"]) < (w["hi"] - w["lo"]), (p.to_dict(), w.to_dict())
+
+
+@pytest.mark.slow
+def test_extend_keeps_finished_trials_and_refuses_other_changes(tmp_path):
+    """`--extend` after widening the nuisance grid runs only the new trials; a spec that
+    changes more than added values is refused with exit 2 and nothing touched."""
+    text = """name: ext
+question: Does extending the lr grid keep what ran?
+dataset: {name: synthetic, synthetic_size: 64}
+train: {epochs: 1}
+model: {depth: 1, width: 8, patch_size: 7}
+grid: {mixer: [conv]}
+nuisance: {lr: [0.001, 0.01]}
+seeds: 2
+"""
+    spec = tmp_path / "ext.yaml"
+    spec.write_text(text)
+    sweep = [sys.executable, "-m", "mixerlab", "sweep", str(spec), "--results", str(tmp_path)]
+    assert subprocess.run(sweep, capture_output=True, text=True, timeout=300).returncode == 0
+    records = tmp_path / "ext" / "records"
+    before = {p.name: p.read_bytes() for p in records.glob("*.json")}
+    assert len(before) == 4
+
+    spec.write_text(text.replace("[0.001, 0.01]", "[0.001, 0.01, 0.1]"))
+    refused = subprocess.run(sweep, capture_output=True, text=True, timeout=300)
+    assert refused.returncode == 2 and "--extend" in refused.stderr
+    run = subprocess.run([*sweep, "--extend"], capture_output=True, text=True, timeout=300)
+    assert run.returncode == 0, run.stderr
+    after = {p.name: p.read_bytes() for p in records.glob("*.json")}
+    assert len(after) == 6 and all(after[k] == v for k, v in before.items())
+    trials = pd.read_parquet(tmp_path / "ext" / "trials.parquet")
+    assert sorted(trials["lr"].unique()) == [0.001, 0.01, 0.1] and trials["trial_id"].is_unique
+
+    spec.write_text(text.replace("epochs: 1", "epochs: 2"))  # every trial would change
+    other = subprocess.run([*sweep, "--extend"], capture_output=True, text=True, timeout=300)
+    assert other.returncode == 2 and "not in the new spec" in other.stderr
+    assert "Traceback" not in other.stderr and len(other.stderr.strip().splitlines()) == 1
+    assert {p.name: p.read_bytes() for p in records.glob("*.json")} == after

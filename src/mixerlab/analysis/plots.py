@@ -17,7 +17,7 @@ import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 import seaborn as sns  # noqa: E402
 
-from mixerlab.analysis.aggregate import aggregate  # noqa: E402
+from mixerlab.analysis.aggregate import aggregate, design_factors  # noqa: E402
 from mixerlab.analysis.nuisance import (  # noqa: E402
     arm_label,
     choose_nuisance,
@@ -178,7 +178,12 @@ def isolation(df: pd.DataFrame, nuisance, x: str, scientific=None,
     nuisance = list(nuisance)
     scientific = scientific_factors(df, nuisance, scientific)
     scientific = scientific if x in scientific else [x, *scientific]
-    others = [f for f in scientific if f != x]
+    # Panels by the other scientific factors, except those the rest determine: a width that
+    # matching solved per variant follows from the variant, the patch size and the matching,
+    # and panelling by it would leave one variant per panel.
+    solved = ("width", "channel_mlp_ratio")
+    others = [f for f in scientific if f != x and f not in solved] + [f for f in solved if f in scientific and f != x]
+    others = [f for f in design_factors(df, [x, *others]) if f != x]
     panels = list(df.groupby(others, dropna=False, sort=True)) if others else [(None, df)]
     levels = sorted(df[x].dropna().unique(), key=lambda v: (isinstance(v, str), v))
     pos = {v: i for i, v in enumerate(levels)}  # categorical positions: variants are names

@@ -19,6 +19,9 @@ def register(sub) -> None:
     p.add_argument("--results", default="results", help="parent folder of the study (default: results)")
     p.add_argument("--new-study", action="store_true",
                    help="the spec changed: move the old study folder aside and start again")
+    p.add_argument("--extend", action="store_true",
+                   help="the spec only adds values (grid, nuisance, seeds): keep the finished trials "
+                        "and run the new ones")
     p.add_argument("--retry-failed", action="store_true",
                    help="run again the trials that ended in 'error' or 'oom'")
     p.set_defaults(func=run)
@@ -33,7 +36,7 @@ def run(args) -> int:
         return dry_run(*prepare(args.spec), args.spec)
     path = run_sweep(args.spec, results_root=args.results, address=args.address,
                      max_concurrent=args.max_concurrent, new_study=args.new_study,
-                     retry_failed=args.retry_failed,
+                     retry_failed=args.retry_failed, extend=args.extend,
                      command=" ".join(["mixerlab", *map(shlex.quote, sys.argv[1:])]))
     from mixerlab.sweep.status import summary
 

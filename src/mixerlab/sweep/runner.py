@@ -140,7 +140,7 @@ def check_shared_storage(study: Study) -> None:
 
 
 def run_sweep(spec_path, *, results_root="results", address=None, max_concurrent=None,
-              new_study=False, retry_failed=False, command: str = "") -> Path:
+              new_study=False, retry_failed=False, command: str = "", extend=False) -> Path:
     spec, data, plan = prepare(spec_path)
     if address:
         # Before anything is written: a wrong address or a refused token is one line, exit 2.
@@ -149,27 +149,34 @@ def run_sweep(spec_path, *, results_root="results", address=None, max_concurrent
         connect(address)
         try:
             return _run_sweep(spec, data, plan, spec_path, results_root, address, max_concurrent,
-                              new_study, retry_failed, command)
+                              new_study, retry_failed, command, extend)
         finally:
             disconnect()
     return _run_sweep(spec, data, plan, spec_path, results_root, address, max_concurrent,
-                      new_study, retry_failed, command)
+                      new_study, retry_failed, command, extend)
 
 
 def _run_sweep(spec, data, plan, spec_path, results_root, address, max_concurrent, new_study,
-               retry_failed, command) -> Path:
+               retry_failed, command, extend=False) -> Path:
     study = Study(Path(results_root) / spec.name)
     study.check_owned()
     study.check_writable()
     marker = study.marker
-    if marker and marker["fingerprint"] != spec.fingerprint():
-        if not new_study:
-            raise ConfigError(
-                f"{study.path}: holds a study from a different spec; re-run with --new-study to "
-                "move the old results aside and start again, or give the spec another 'name'")
+    changed = bool(marker) and marker["fingerprint"] != spec.fingerprint()
+    if changed and extend:
+        _check_extension(study, plan)
+    elif changed and not new_study:
+        raise ConfigError(
+            f"{study.path}: holds a study from a different spec; re-run with --extend if the spec "
+            "only adds values (grid, nuisance, seeds), with --new-study to move the old results "
+            "aside and start again, or give the spec another 'name'")
     study.lock()
     try:
-        if marker and marker["fingerprint"] != spec.fingerprint():
+        if changed and extend:
+            study.refingerprint(spec.fingerprint(), len(plan.trials))
+            print(f"{study.path}: extending the study to {len(plan.trials)} trials; its finished "
+                  "trials are kept", file=sys.stderr)
+        elif changed:
             study.unlock()
             moved = study.archive()
             print(f"moved the previous study to {moved}", file=sys.stderr)
@@ -179,6 +186,18 @@ def _run_sweep(spec, data, plan, spec_path, results_root, address, max_concurren
                            retry_failed, command)
     finally:
         study.unlock()
+
+
+def _check_extension(study: Study, plan: Plan) -> None:
+    """An extension only adds trials: every finished trial must still be in the new plan."""
+    records, _ = study.scan_records()
+    planned = {t.trial_id for t in plan.trials}
+    gone = sorted(set(records) - planned)
+    if gone:
+        raise ConfigError(
+            f"{study.path}: --extend keeps every finished trial, but {len(gone)} of {len(records)} "
+            f"are not in the new spec (e.g. {gone[0]}): it changes more than added values. Use "
+            "--new-study, or give the spec another 'name'")
 
 
 def _run_locked(spec, data, plan, study, spec_path, address, max_concurrent, retry_failed, command):

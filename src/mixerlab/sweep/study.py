@@ -57,6 +57,12 @@ class Study:
             "fingerprint": fingerprint, "n_trials": n_trials, "created_at": provenance.now(),
             "mixerlab_version": provenance.versions()["mixerlab_version"]}, indent=2))
 
+    def refingerprint(self, fingerprint: str, n_trials: int) -> None:
+        """The spec was extended (``--extend``): record its new fingerprint, keep the rest."""
+        marker = {**(self.marker or {}), "fingerprint": fingerprint, "n_trials": n_trials,
+                  "extended_at": provenance.now()}
+        atomic_write_text(self.path / MARKER, json.dumps(marker, indent=2))
+
     def archive(self) -> Path:
         """Move the folder aside (nothing is deleted) and return where it went."""
         stamp = provenance.now().replace(":", "").replace("+0000", "Z")
