@@ -311,7 +311,9 @@ def _restore(study: Study, trainable, pending: list[Trial], retry_failed: bool):
     """Restore the latest Ray experiment if it still has unfinished trials of this study."""
     from ray import tune
 
-    runs = sorted(study.ray_dir.glob("run-*")) if study.ray_dir.exists() else []
+    # Absolute: Tune reads a relative path as a URI without a scheme and raises.
+    ray_dir = study.ray_dir.resolve()
+    runs = sorted(ray_dir.glob("run-*")) if ray_dir.exists() else []
     if not runs or retry_failed:
         return None
     latest = runs[-1]
