@@ -114,24 +114,27 @@ seeds: 2
 """
     spec = tmp_path / "ext.yaml"
     spec.write_text(text)
-    sweep = [sys.executable, "-m", "mixerlab", "sweep", str(spec), "--results", str(tmp_path)]
-    assert subprocess.run(sweep, capture_output=True, text=True, timeout=300).returncode == 0
-    records = tmp_path / "ext" / "records"
+    # A relative --results folder, as the README's commands use: resuming reads Ray's state
+    # from it (Tune once raised on a relative path).
+    sweep = [sys.executable, "-m", "mixerlab", "sweep", str(spec), "--results", "runs"]
+    run = lambda args: subprocess.run(args, capture_output=True, text=True, timeout=300, cwd=tmp_path)  # noqa: E731
+    assert run(sweep).returncode == 0
+    records = tmp_path / "runs" / "ext" / "records"
     before = {p.name: p.read_bytes() for p in records.glob("*.json")}
     assert len(before) == 4
 
     spec.write_text(text.replace("[0.001, 0.01]", "[0.001, 0.01, 0.1]"))
-    refused = subprocess.run(sweep, capture_output=True, text=True, timeout=300)
+    refused = run(sweep)
     assert refused.returncode == 2 and "--extend" in refused.stderr
-    run = subprocess.run([*sweep, "--extend"], capture_output=True, text=True, timeout=300)
-    assert run.returncode == 0, run.stderr
+    extended = run([*sweep, "--extend"])
+    assert extended.returncode == 0, extended.stderr
     after = {p.name: p.read_bytes() for p in records.glob("*.json")}
     assert len(after) == 6 and all(after[k] == v for k, v in before.items())
-    trials = pd.read_parquet(tmp_path / "ext" / "trials.parquet")
+    trials = pd.read_parquet(tmp_path / "runs" / "ext" / "trials.parquet")
     assert sorted(trials["lr"].unique()) == [0.001, 0.01, 0.1] and trials["trial_id"].is_unique
 
     spec.write_text(text.replace("epochs: 1", "epochs: 2"))  # every trial would change
-    other = subprocess.run([*sweep, "--extend"], capture_output=True, text=True, timeout=300)
+    other = run([*sweep, "--extend"])
     assert other.returncode == 2 and "not in the new spec" in other.stderr
     assert "Traceback" not in other.stderr and len(other.stderr.strip().splitlines()) == 1
     assert {p.name: p.read_bytes() for p in records.glob("*.json")} == after

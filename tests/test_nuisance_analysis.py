@@ -264,3 +264,25 @@ def test_each_matching_is_reported_separately(tmp_path):
     assert "| variant |" in effects and "| width |" not in effects
     assert "| conv (width 96, matched by params) | lr=0.005 |" in text  # arms name their matching
     assert "| attention | 64 | 0.005 | 4,000 | 76.00 |" in section  # Pareto: lr not rounded
+
+
+def test_layout_study_compares_each_mixer_across_layouts_and_names_the_confounded_patch(tmp_path):
+    """A layout study (pyramid at patch 2 vs isotropic at patch 4): the report compares the
+    layouts within every mixer, and says the patch size is not a factor of its own."""
+    parts = []
+    for layout, patch, gain in (("isotropic", 4, 0.0), ("pyramid", 2, 3.0)):
+        val = _grid({(v, patch): {0.002: base + gain, 0.005: base + gain + 1}
+                     for v, base in (("conv", 80.0), ("identity", 70.0))})
+        parts.append(synthetic_trials(val, extra={"layout": layout}))
+    df = pd.concat(parts, ignore_index=True)
+    df["val_acc"] += df["seed"] * 0.01 * (df["layout"] == "pyramid")  # not exactly constant
+    df["test_acc"] += df["seed"] * 0.02 * (df["layout"] == "pyramid")
+    spec = NUISANCE_SPEC.replace("[0.002, 0.005, 0.01]", "[0.002, 0.005]")
+    study = _write_study(tmp_path / "synth", df, spec)
+    path, verdict = write_report([study])
+    text = path.read_text()
+    assert "Layout within each mixer" in text
+    for v in ("conv", "identity"):
+        assert f"For {v}, the pyramid layout is +3.0" in verdict
+    assert "Patch size is not a separate factor in this design: it follows from" in verdict
+    assert "In the pyramid layout, conv leads identity" in verdict

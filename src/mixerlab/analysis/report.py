@@ -58,7 +58,7 @@ def results_table(agg: pd.DataFrame, keys) -> pd.DataFrame:
 
 
 def _term(t: str) -> str:
-    names = {"variant": "the token mixer", "patch_size": "patch size"}
+    names = {"variant": "the token mixer", "patch_size": "patch size", "layout": "the layout"}
     if ":" in t:
         return "the interaction of " + " and ".join(names.get(x, x) for x in t.split(":"))
     return names.get(t, t.replace("_", " "))
@@ -87,10 +87,11 @@ def verdict(df: pd.DataFrame, effects: pd.DataFrame, pairs: pd.DataFrame, factor
              f"{partial[t]:.2f}, p={pvals[t]:.2g})" for t in share if t != "Residual"]
     out.append("Across the trials, " + "; ".join(parts) + f"; {share.get('Residual', 0):.0%} is "
                "left to seeds and noise.")
-    if "patch_size" in share and "variant" in share:
-        bigger = "patch size" if share["patch_size"] > share["variant"] else "the token mixer"
+    stratum = _stratum(factors)
+    if stratum in share and "variant" in share:
+        bigger = _term(stratum) if share[stratum] > share["variant"] else "the token mixer"
         out.append(f"So on this evidence {bigger} matters more for accuracy "
-                   f"({share['patch_size']:.0%} for patch size vs {share['variant']:.0%} for the mixer).")
+                   f"({share[stratum]:.0%} for {_term(stratum)} vs {share['variant']:.0%} for the mixer).")
     mixing = df[~df["variant"].isin(CONTROLS)] if "variant" in df else df
     if "variant" in share and mixing["variant"].nunique() >= 2 and len(mixing) < len(df):
         # The identity control can carry most of the mixer's share on its own; the paper's
@@ -105,7 +106,7 @@ def verdict(df: pd.DataFrame, effects: pd.DataFrame, pairs: pd.DataFrame, factor
                        f"(p={sub.loc['variant', 'p']:.2g})" + (f"; {others}" if others else "") + ".")
     if len(pairs):
         ok = df[df["status"] == "ok"]
-        within = "patch_size" if "patch_size" in pairs.columns else pairs.columns[0]
+        within = stratum if stratum in pairs.columns else pairs.columns[0]
         # dropna=False: without a `within` factor the stratum column is None, one overall group.
         for level, sub in pairs.groupby(within, dropna=False):
             means = ok[ok[within] == level].groupby("variant")["test_acc"].mean().sort_values(ascending=False) \
@@ -120,7 +121,8 @@ def verdict(df: pd.DataFrame, effects: pd.DataFrame, pairs: pd.DataFrame, factor
             sign = 1 if r["a"] == best else -1
             lo, hi = sorted((sign * r["lo"], sign * r["hi"]))
             sig = "significant" if r["significant"] else "not significant"
-            where = f"At patch size {int(level)}" if within == "patch_size" else "Overall"
+            where = (f"At patch size {int(level)}" if within == "patch_size" else
+                     f"In the {level} layout" if within == "layout" else "Overall")
             test = (f"paired t-test over {int(r['n_a'])} shared seeds" if r.get("test") == "paired t"
                     else "Welch t-test")
             line = (f"{where}, {best} leads {second} by {sign * r['diff']:.2f} points (95% CI {lo:.2f} to "
@@ -135,10 +137,21 @@ def verdict(df: pd.DataFrame, effects: pd.DataFrame, pairs: pd.DataFrame, factor
     return out
 
 
+# The structural factors a mixer is compared within, in order: where the layout varies, the
+# patch size usually follows from it (a pyramid's stem against isotropic patches).
+STRATA = ("layout", "patch_size")
+
+
+def _stratum(factors) -> str | None:
+    """The factor the mixers are compared within: the first of STRATA that is a design factor."""
+    return next((f for f in STRATA if f in factors), None)
+
+
 def _keys(df: pd.DataFrame, exclude=()) -> list[str]:
-    """The varied factors, variant and patch size first, without ``exclude`` (nuisance, strata)."""
+    """The varied factors, variant and the strata first, without ``exclude`` (nuisance, strata)."""
     factors = [f for f in factors_varied(df) if f not in exclude]
-    keys = [f for f in ("variant", "patch_size") if f in factors] + [f for f in factors if f not in ("variant", "patch_size")]
+    first = ("variant", *STRATA)
+    keys = [f for f in first if f in factors] + [f for f in factors if f not in first]
     return keys or ["variant"]
 
 
@@ -147,8 +160,11 @@ def _compare(df: pd.DataFrame, keys, shown=()) -> dict:
     design = design_factors(df, keys)  # solved widths etc. are not factors of their own
     return {"df": df, "keys": keys, "agg": aggregate(df, by=list(keys) + [c for c in shown if c in df]),
             "effects": anova(df, design), "design": design,
-            "pairs": pairwise(df, group="variant", within="patch_size" if "patch_size" in keys else None)
+            "pairs": pairwise(df, group="variant", within=_stratum(design))
             if "variant" in keys else pd.DataFrame(),
+            # Layout studies ask the other way round too: for each mixer, pyramid vs isotropic.
+            "layouts": pairwise(df, group="layout", within="variant")
+            if {"variant", "layout"} <= set(design) else pd.DataFrame(),
             "n_seeds": int(df.groupby(keys, dropna=False).size().max()) if len(df) else 0}
 
 
@@ -186,7 +202,25 @@ def _sections(c: dict, level: str, shown=()) -> list[str]:
                       "weights of arms with the same model shape), so where two arms share their seeds the "
                       "test is on the seed-matched differences, which removes that shared variance.", ""]
         lines += [markdown_table(pairs.rename(columns={"diff": "a - b (points)", "lo": "CI lo", "hi": "CI hi"})), ""]
+    layouts = c.get("layouts", pd.DataFrame())
+    if len(layouts):
+        lines += [f"{level} Layout within each mixer ({_pairwise_heading(layouts)}, Holm-corrected over the mixers)", "",
+                  markdown_table(layouts.rename(columns={"diff": "a - b (points)", "lo": "CI lo", "hi": "CI hi"})), ""]
     return lines
+
+
+def layout_lines(layouts: pd.DataFrame) -> list[str]:
+    """One verdict sentence per mixer: its pyramid against its isotropic layout."""
+    out = []
+    for _, r in layouts.iterrows():
+        sign = 1 if r["a"] == "pyramid" else -1  # report pyramid - isotropic
+        lo, hi = sorted((sign * r["lo"], sign * r["hi"]))
+        test = "paired t-test" if r.get("test") == "paired t" else "Welch t-test"
+        sig = "significant" if r["significant"] else "not significant"
+        out.append(f"For {r['variant']}, the pyramid layout is {sign * r['diff']:+.2f} points against the "
+                   f"isotropic one (95% CI {lo:.2f} to {hi:.2f}, {test}), {sig} after Holm correction "
+                   f"(p={r['p_holm']:.2g}).")
+    return out
 
 
 def _nuisance_lines(choices: pd.DataFrame, nuisance) -> list[str]:
@@ -271,7 +305,8 @@ def write_report(study_paths, out_dir=None) -> tuple[Path, str]:
         plots.save(fig, out, name)
 
     question = spec.get("question") or prov.get("question") or "(no question recorded)"
-    says_by = [(by, verdict(c["df"], c["effects"], c["pairs"], c["design"], c["n_seeds"])) for by, c in compared]
+    says_by = [(by, verdict(c["df"], c["effects"], c["pairs"], c["design"], c["n_seeds"])
+                 + layout_lines(c["layouts"])) for by, c in compared]
     train, data = spec.get("train", {}), spec.get("dataset", {})
     limits = (f"Limits: one data set ({', '.join(sorted(df['dataset'].dropna().unique())) if 'dataset' in df else '?'}"
               f"{', training subset of ' + str(data['train_subset']) + ' images' if data.get('train_subset') else ''}), "
@@ -280,6 +315,13 @@ def write_report(study_paths, out_dir=None) -> tuple[Path, str]:
               f"{', '.join(sorted(df['device_name'].dropna().unique())) if 'device_name' in df else '?'}. "
               "Differences between mixers may change with longer training, larger data or other scales.")
     general = []
+    for _, c in compared[:1]:
+        # A factor that follows from the others is not tested on its own: say so, not silently.
+        for f in c["keys"]:
+            if f not in c["design"] and f not in ("width", "channel_mlp_ratio") and c["design"]:
+                general.append(f"{_term(f).capitalize()} is not a separate factor in this design: it "
+                               f"follows from {', '.join(_term(d) for d in c['design'])}, so its effect "
+                               "is counted in theirs.")
     if nuisance:
         general.append(f"Each arm is compared at its own {', '.join(nuisance)} setting: the one with the best mean "
                        f"final-epoch validation accuracy over its seeds, among the settings that finished ok on "
