@@ -190,8 +190,11 @@ def fake_job(tmp_path, spec, run_cli):
 
 def test_script_forwards_usr1_as_sigint_then_stops_ray(tmp_path, spec, run_cli):
     script, env, log = fake_job(tmp_path, spec, run_cli)
+    # As sbatch starts it: with SIGINT at its default, even where this test itself was started
+    # in the background with SIGINT ignored (a shell cannot trap a signal ignored on entry).
     job = subprocess.Popen(["bash", str(script)], env=env, stdout=subprocess.PIPE,
-                           stderr=subprocess.STDOUT, text=True)
+                           stderr=subprocess.STDOUT, text=True,
+                           preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     try:
         deadline = time.time() + 30
         while not Path(f"{log}.started").exists():

@@ -147,7 +147,7 @@ def test_dry_run_lists_trials_and_starts_nothing(tmp_path, run_cli):
     code, out, err = run_cli("sweep", spec, "--dry-run", "--results", tmp_path / "results")
     assert code == 0, err
     assert "3 configuration(s) x 1 seed(s) = 3 trials" in out
-    assert "1 grid point(s) collapsed" in out and "estimated training time" in out
+    assert "1 grid point(s) collapsed" in out and "estimated cost" in out
     assert not (tmp_path / "results").exists() and not ray.is_initialized()
 
 

@@ -34,6 +34,11 @@ def run(args) -> int:
         raise ConfigError(f"--max-concurrent: must be a positive integer (got {args.max_concurrent})")
     if args.dry_run:
         return dry_run(*prepare(args.spec), args.spec)
+    import signal
+
+    # Ctrl-C, or the SIGINT a batch script forwards before its time limit, makes Tune save the
+    # study; a driver started in the background of a script would otherwise ignore it.
+    signal.signal(signal.SIGINT, signal.default_int_handler)
     path = run_sweep(args.spec, results_root=args.results, address=args.address,
                      max_concurrent=args.max_concurrent, new_study=args.new_study,
                      retry_failed=args.retry_failed, extend=args.extend,

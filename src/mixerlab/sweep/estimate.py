@@ -44,18 +44,11 @@ def estimate_per_trial(plan, data, cpus: float, gpu: float = 0.0) -> dict[str, f
             # Trials that differ in neither the model nor the batch (seeds, lr, ...) share a timing.
             key = (cfg.model_dump_json(), t.batch_size, t.eval_batch_size, t.channels_last)
             if key not in rates:
-                model = create_model(cfg)
-                shape = (cfg.in_chans, cfg.image_size, cfg.image_size)
-                # A model that costs many MACs per image is timed on fewer images: its rate per
-                # image no longer depends on the batch, and the dry run stays short.
-                cap = max(8, int(BATCH_MACS // max(1, count_flops(model, shape)["macs"])))
-                train = benchmark_training(model, shape, num_classes=cfg.num_classes,
-                                           batch_size=min(t.batch_size, cap), warmup=1, repeats=2,
-                                           iters=1, channels_last=t.channels_last, device=device)
-                infer = benchmark_inference(model, shape, batch_size=min(t.eval_batch_size, cap),
-                                            warmup=1, repeats=2, iters=1, channels_last=t.channels_last,
-                                            device=device)
-                rates[key] = (train["train_step_images_per_s"], infer["infer_images_per_s"])
+                try:
+                    rates[key] = _rates(cfg, t, device)
+                except Exception:  # noqa: BLE001 - an estimate must never stop a sweep
+                    # (a model that fails here fails in its trial, where it is recorded)
+                    rates[key] = (float("nan"), float("nan"))
             train_rate, infer_rate = rates[key]
             out[trial.trial_id] = (CONTENTION * n_train * t.epochs / train_rate
                                    + (n_val * t.epochs + n_test + THROUGHPUT_IMAGES) / infer_rate
@@ -63,6 +56,21 @@ def estimate_per_trial(plan, data, cpus: float, gpu: float = 0.0) -> dict[str, f
         return out
     finally:
         torch.set_num_threads(threads)
+
+
+def _rates(cfg, t, device) -> tuple[float, float]:
+    """(training, inference) images/s of one configuration, timed for a few batches."""
+    model = create_model(cfg)
+    shape = (cfg.in_chans, cfg.image_size, cfg.image_size)
+    # A model that costs many MACs per image is timed on fewer images: its rate per image no
+    # longer depends on the batch, and the dry run stays short.
+    cap = max(8, int(BATCH_MACS // max(1, count_flops(model, shape)["macs"])))
+    train = benchmark_training(model, shape, num_classes=cfg.num_classes,
+                               batch_size=min(t.batch_size, cap), warmup=1, repeats=2, iters=1,
+                               channels_last=t.channels_last, device=device)
+    infer = benchmark_inference(model, shape, batch_size=min(t.eval_batch_size, cap), warmup=1,
+                                repeats=2, iters=1, channels_last=t.channels_last, device=device)
+    return train["train_step_images_per_s"], infer["infer_images_per_s"]
 
 
 def estimate_trials(plan, data, cpus: float, gpu: float = 0.0) -> list[float]:

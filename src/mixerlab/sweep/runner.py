@@ -244,6 +244,7 @@ def _run_locked(spec, data, plan, study, spec_path, address, max_concurrent, ret
 
         per_trial = estimate_per_trial(plan, data, spec.resources.cpu)
         estimate = sum(per_trial[t.trial_id] for t in pending)
+        estimate = None if math.isnan(estimate) else estimate  # a configuration could not be timed
     started = provenance.now()
     t0 = time.time()
     _init_ray(address, study)
