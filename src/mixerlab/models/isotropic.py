@@ -14,7 +14,7 @@ from timm.layers import trunc_normal_
 from torch import nn
 
 from mixerlab.config import ModelConfig
-from mixerlab.models.layers import ChannelMlp, make_norm
+from mixerlab.models.layers import ChannelMlp, PooledHead, make_norm
 from mixerlab.models.mixers import get_mixer
 from mixerlab.models.stems import STEMS
 
@@ -48,7 +48,7 @@ class Block(nn.Module):
         return x + self.mlp(self.norm2(x))
 
 
-class IsotropicNet(nn.Module):
+class IsotropicNet(PooledHead):
     """One resolution, one width, a token-mixer slot. Answers timm's model methods."""
 
     def __init__(self, cfg: ModelConfig):
@@ -86,17 +86,6 @@ class IsotropicNet(nn.Module):
         if self.pos_embed is not None:
             x = x + self.pos_embed
         return self.norm(self.blocks(x))
-
-    def forward_head(self, x: torch.Tensor, pre_logits: bool = False) -> torch.Tensor:
-        x = x.mean(dim=(2, 3))  # global average pool: (B, C)
-        return x if pre_logits else self.head(x)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.forward_head(self.forward_features(x))  # (B, num_classes)
-
-    def reset_classifier(self, num_classes: int) -> None:
-        self.num_classes = num_classes
-        self.head = nn.Linear(self.num_features, num_classes)
 
 
 def init_weights(m: nn.Module) -> None:

@@ -64,3 +64,19 @@ def to_tokens(x: torch.Tensor) -> torch.Tensor:
 def from_tokens(x: torch.Tensor, grid: tuple[int, int]) -> torch.Tensor:
     b, n, c = x.shape
     return x.transpose(1, 2).reshape(b, c, *grid)  # (B, N, C) -> (B, C, H, W)
+
+
+class PooledHead(nn.Module):
+    """timm's model methods after ``forward_features``: global average pool -> linear head.
+    Shared by both layouts; a subclass sets ``num_features``, ``num_classes`` and ``head``."""
+
+    def forward_head(self, x: torch.Tensor, pre_logits: bool = False) -> torch.Tensor:
+        x = x.mean(dim=(2, 3))  # global average pool: (B, C)
+        return x if pre_logits else self.head(x)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.forward_head(self.forward_features(x))  # (B, num_classes)
+
+    def reset_classifier(self, num_classes: int) -> None:
+        self.num_classes = num_classes
+        self.head = nn.Linear(self.num_features, num_classes)

@@ -30,7 +30,7 @@ from torch import nn
 
 from mixerlab.config import ModelConfig
 from mixerlab.models.isotropic import Block, channel_ratio, init_weights, stage_row
-from mixerlab.models.layers import make_norm
+from mixerlab.models.layers import PooledHead, make_norm
 from mixerlab.models.mixers import get_mixer
 from mixerlab.models.stems import STEMS
 
@@ -88,7 +88,7 @@ class Stage(nn.Module):
         return self.blocks(x)
 
 
-class PyramidNet(nn.Module):
+class PyramidNet(PooledHead):
     """Hierarchical MetaFormer with a token-mixer slot. Answers timm's model methods."""
 
     def __init__(self, cfg: ModelConfig):
@@ -117,14 +117,3 @@ class PyramidNet(nn.Module):
     def forward_features(self, x: torch.Tensor) -> torch.Tensor:
         x = self.stem(x)  # (B, width, H/p, W/p)
         return self.norm(self.stages(x))  # (B, 4 * width, H/4p, W/4p), sides rounded up
-
-    def forward_head(self, x: torch.Tensor, pre_logits: bool = False) -> torch.Tensor:
-        x = x.mean(dim=(2, 3))  # global average pool: (B, 4 * width)
-        return x if pre_logits else self.head(x)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.forward_head(self.forward_features(x))  # (B, num_classes)
-
-    def reset_classifier(self, num_classes: int) -> None:
-        self.num_classes = num_classes
-        self.head = nn.Linear(self.num_features, num_classes)
