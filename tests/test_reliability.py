@@ -227,6 +227,10 @@ def mid_trial(study: Path) -> set[str]:
 
 
 def ray_known_checkpoints(study: Path) -> dict[str, int]:
+    return {t: epoch for t, (epoch, _) in ray_named_checkpoints(study).items()}
+
+
+def ray_named_checkpoints(study: Path) -> dict[str, tuple[int, Path]]:
     """Unfinished trial id -> epoch of the checkpoint Ray's saved experiment state will
     restore it from (Ray 2.x ``experiment_state-*.json`` layout).
 
@@ -249,7 +253,9 @@ def ray_known_checkpoints(study: Path) -> dict[str, int]:
             meta = _TrainingRunMetadata.from_json_state(meta_json)
             latest = meta.checkpoint_manager and meta.checkpoint_manager.latest_checkpoint_result
             if m and latest and not (meta.last_result or {}).get("final"):
-                out[m.group(1)] = int(latest.metrics["epoch"])
+                out[m.group(1)] = (int(latest.metrics["epoch"]),
+                                   path.parent / Path(latest.checkpoint.path).parent.name
+                                   / Path(latest.checkpoint.path).name)
     return out
 
 
@@ -349,6 +355,35 @@ def test_killed_driver_rerun_keeps_every_trial_once(point, tmp_path):
     figure(f"driver SIGKILL: {point}", faults=1, planned=planned, study=study,
            recovery_s=again.seconds, note=f"{len(before)} record(s) kept byte-identical; "
            f"{sum(e > 0 for e in resumable.values())} trial(s) resumed from a checkpoint")
+
+
+@needs_fashion
+@pytest.mark.slow
+def test_snapshot_naming_a_deleted_checkpoint_still_resumes(tmp_path):
+    """Tune deletes a trial's older checkpoint when it registers a newer one (num_to_keep),
+    so a driver killed before its next snapshot leaves the snapshot naming a folder that is
+    gone. Here the kill is real and the deletion is Tune's, done by hand at the same place:
+    every trial must still finish, and its record must say how it resumed."""
+    spec = write_spec(tmp_path, "gone", **LONG)
+    planned = planned_ids(spec)
+    results, study = tmp_path / "results", tmp_path / "results" / "gone"
+    first = Sweep(spec, "--results", results, log=tmp_path / "first")
+    named = wait_for(lambda: {t: v for t, v in ray_named_checkpoints(study).items()
+                              if t not in record_bytes(study)}, 120,
+                     "Ray's snapshot named a checkpoint of an unfinished trial", first)
+    first.kill_session()
+    named = {t: v for t, v in ray_named_checkpoints(study).items() if t not in record_bytes(study)}
+    assert named, "the kill came after the trials had finished"
+    for _, folder in named.values():
+        shutil.rmtree(folder, ignore_errors=True)
+    again = sweep(spec, "--results", results, log=tmp_path / "again")
+    assert again.returncode == 0, again.stderr
+    assert_complete(study, planned)
+    for tid in named:
+        rec = json.loads((study / "records" / f"{tid}.json").read_text())
+        assert rec["status"] == "ok", rec.get("error")
+        assert "unreadable" in rec.get("resume_note", "") or \
+            "no readable checkpoint" in rec.get("resume_note", ""), rec.get("resume_note")
 
 
 # == 2. a trial's worker process killed mid-training =======================================

@@ -325,14 +325,15 @@ def _restore(study: Study, trainable, pending: list[Trial], retry_failed: bool):
         # and restoring it would run one trial with an empty config. Nothing ran: start afresh.
         return None
     try:
-        ended = all(t.status in ("TERMINATED", "ERROR")
-                    for t in tune.ExperimentAnalysis(str(latest)).trials)
+        saved = tune.ExperimentAnalysis(str(latest)).trials
     except Exception:  # unreadable: Tuner.restore below decides
-        ended = False
+        saved = []
+    ended = bool(saved) and all(t.status in ("TERMINATED", "ERROR") for t in saved)
     if ended:
         # Nothing of that run is left to resume; restoring it would run none of the pending
         # trials (e.g. one whose record was lost), and every re-run would do the same.
         return None
+    _recreate_deleted_checkpoints(latest, saved)
     try:
         tuner = tune.Tuner.restore(str(latest), trainable, resume_unfinished=True,
                                    resume_errored=True)
@@ -344,6 +345,30 @@ def _restore(study: Study, trainable, pending: list[Trial], retry_failed: bool):
         return None
     print(f"resuming Ray experiment {latest.name}", file=sys.stderr)
     return tuner
+
+
+def _recreate_deleted_checkpoints(run_dir: Path, saved_trials) -> list[Path]:
+    """Give back every unfinished trial the checkpoint folder Ray's snapshot names.
+
+    With ``num_to_keep`` Tune deletes a trial's older checkpoint as soon as it registers a
+    newer one, so a driver killed before its next experiment snapshot leaves a snapshot
+    naming a deleted folder; ``Trainable.restore`` then raises on every retry and the trial
+    ends as an error. An empty folder in its place lets the restore through, and
+    :func:`~mixerlab.sweep.trainable.load_trial_state` resumes from the newest readable
+    checkpoint beside it (every checkpoint of a trial is a state of the same run), saying so
+    in the record.
+    """
+    made = []
+    for trial in saved_trials:
+        ckpt = trial.checkpoint if trial.status not in ("TERMINATED", "ERROR") else None
+        if ckpt is None:
+            continue
+        # Located under this run folder, wherever the study folder was when it was saved.
+        path = run_dir / Path(ckpt.path).parent.name / Path(ckpt.path).name
+        if path.parent.is_dir() and not path.exists():
+            path.mkdir()
+            made.append(path)
+    return made
 
 
 def _harvest(study: Study, results, study_name: str) -> None:
