@@ -282,3 +282,62 @@ def test_real_slurm_runs_the_study_and_a_resubmission_keeps_each_trial_once(tmp_
     trials = pd.read_parquet(results / "tiny-slurm" / "trials.parquet")
     assert len(trials) == 2 and trials["trial_id"].is_unique and set(trials["status"]) == {"ok"}
     print(f"both jobs: {time.time() - t0:.0f} s")
+
+
+LONGER = """\
+name: cut-slurm
+question: Does a study cancelled mid-sweep resume when its script is submitted again?
+dataset: {name: fashion-mnist, train_subset: 4096, val_fraction: 0.02}
+train: {epochs: 3, batch_size: 64, measure_throughput: false}
+model: {depth: 1, width: 16}
+grid: {mixer: [identity, conv], patch_size: [7, 4]}
+seeds: 2
+resources: {cpu: 1}
+"""
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(shutil.which("sbatch") is None,
+                    reason="no SLURM here (sbatch not on PATH): run scripts/slurm-localhost.sh start")
+@pytest.mark.skipif(not Path("/usr/share/datasets/fashion-mnist/train-images-idx3-ubyte.gz").exists(),
+                    reason="real Fashion-MNIST missing: apt-get install dataset-fashion-mnist")
+def test_real_slurm_job_cancelled_mid_sweep_resumes_on_resubmission(tmp_path):
+    """`scancel --signal=USR1 --batch` (what the time-limit warning sends) mid-sweep, then
+    the same script again: the study completes, each trial once, finished ones kept."""
+    if not _slurm_up():
+        pytest.skip("sbatch is here but no SLURM node is up: run scripts/slurm-localhost.sh start")
+    import pandas as pd
+
+    spec = tmp_path / "cut.yaml"
+    spec.write_text(LONGER)
+    results = tmp_path / "results"
+    study = results / "cut-slurm"
+    out = subprocess.run([sys.executable, "-m", "mixerlab", "slurm", str(spec), "--nodes", "1",
+                          "--cpus-per-node", "2", "--gpus-per-node", "0", "--results",
+                          str(results), "--submit"], capture_output=True, text=True, cwd=tmp_path)
+    assert out.returncode == 0, out.stderr
+    job_id = out.stdout.strip()
+    deadline = time.time() + 180
+    while time.time() < deadline and not list((study / "records").glob("*.json")):
+        time.sleep(0.5)  # until one trial has finished: the rest are running or pending
+    before = {p.name: p.read_bytes() for p in (study / "records").glob("*.json")}
+    assert before, "no trial finished within 180 s"
+    subprocess.run(["scancel", "--signal=USR1", "--batch", job_id], check=True)
+    _wait_for_job(job_id, 120)
+    log = (results / f"cut-slurm.slurm-{job_id}.out").read_text()
+    assert "got SIGUSR1" in log and "to resume: sbatch" in log, log
+    cut = {p.name for p in (study / "records").glob("*.json")}
+    assert len(cut) < 8, "the study finished before the cancel landed"
+
+    again = subprocess.run(["sbatch", "--parsable", str(results / "cut-slurm.slurm.sh")],
+                           capture_output=True, text=True)
+    assert again.returncode == 0, again.stderr
+    job2 = again.stdout.strip().split(";")[0]
+    info = _wait_for_job(job2, 240)
+    log2 = (results / f"cut-slurm.slurm-{job2}.out").read_text()
+    assert "JobState=COMPLETED" in info and "ExitCode=0:0" in info, log2
+    trials = pd.read_parquet(study / "trials.parquet")
+    assert len(trials) == 8 and trials["trial_id"].is_unique and set(trials["status"]) == {"ok"}
+    for name, content in before.items():  # finished before the cancel: not trained again
+        assert (study / "records" / name).read_bytes() == content
+    print(f"cancelled job {job_id} with {len(cut)} of 8 trials done; job {job2} finished the rest")

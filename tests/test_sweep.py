@@ -152,6 +152,21 @@ def test_dry_run_lists_trials_and_starts_nothing(tmp_path, run_cli):
 
 
 @needs_fashion
+def test_dry_run_of_a_gpu_spec_without_a_gpu_times_nothing(tmp_path, run_cli):
+    """Timing this CPU would say nothing about the GPU node a GPU spec is meant for."""
+    import torch
+
+    if torch.cuda.is_available():
+        pytest.skip("this machine has a GPU: the dry run times it")
+    spec = tmp_path / "g.yaml"
+    spec.write_text(write_spec(tmp_path).read_text().replace("{cpu: 1}", "{cpu: 1, gpu: 0.25}"))
+    code, out, err = run_cli("sweep", spec, "--dry-run")
+    assert code == 0, err
+    assert "estimated cost: none here: this spec asks for 0.25 GPU per trial" in out
+    assert "trial-minutes" not in out
+
+
+@needs_fashion
 @pytest.mark.slow
 def test_two_node_cluster_with_address(tmp_path):
     """A real two-node Ray cluster on this machine: `ray start --head` + a worker node."""

@@ -63,12 +63,16 @@ def _sync(device: torch.device) -> None:
         torch.cuda.synchronize(device)
 
 
-def _time_steps(step, device, warmup: int, repeats: int, iters: int) -> list[float]:
+def _time_steps(step, device, warmup: int, repeats: int, iters: int, min_time_s: float = 0.0,
+                max_repeats: int = 20) -> list[float]:
+    """Seconds per step of ``repeats`` timings (``iters`` steps each), and more, up to
+    ``max_repeats``, until ``min_time_s`` has been timed: a fast step is timed many times,
+    so its median does not rest on two samples of a noisy machine."""
     for _ in range(warmup):
         step()
     _sync(device)
     times = []
-    for _ in range(repeats):
+    while len(times) < repeats or (sum(times) * iters < min_time_s and len(times) < max_repeats):
         t0 = time.perf_counter()
         for _ in range(iters):
             step()
@@ -92,9 +96,10 @@ def _summary(times: list[float], batch_size: int, kind: str, device, dtype) -> d
 
 def benchmark_inference(
     model: nn.Module, input_shape, *, batch_size=256, device="cpu", dtype=torch.float32,
-    warmup=3, repeats=7, iters=3, channels_last=False,
+    warmup=3, repeats=7, iters=3, channels_last=False, min_time_s=0.0,
 ) -> dict:
-    """Inference images/s (median of ``repeats`` timings of ``iters`` forward passes)."""
+    """Inference images/s (median of ``repeats`` timings of ``iters`` forward passes, more
+    while less than ``min_time_s`` was timed)."""
     device = torch.device(device)
     model = model.to(device).eval()
     x = torch.randn(batch_size, *input_shape, device=device)
@@ -107,15 +112,16 @@ def benchmark_inference(
         with autocast:
             model(x)
 
-    times = _time_steps(step, device, warmup, repeats, iters)
+    times = _time_steps(step, device, warmup, repeats, iters, min_time_s)
     return _summary(times, batch_size, "infer", device, dtype)
 
 
 def benchmark_training(
     model: nn.Module, input_shape, *, num_classes: int, batch_size=128, device="cpu",
-    dtype=torch.float32, warmup=2, repeats=5, iters=2, channels_last=False,
+    dtype=torch.float32, warmup=2, repeats=5, iters=2, channels_last=False, min_time_s=0.0,
 ) -> dict:
-    """Training-step images/s: forward + backward + AdamW step, on a copy of the model."""
+    """Training-step images/s: forward + backward + AdamW step, on a copy of the model
+    (median over ``repeats`` timings, more while less than ``min_time_s`` was timed)."""
     device = torch.device(device)
     model = copy.deepcopy(model).to(device).train()
     x = torch.randn(batch_size, *input_shape, device=device)
@@ -133,7 +139,7 @@ def benchmark_training(
         loss.backward()
         opt.step()
 
-    times = _time_steps(step, device, warmup, repeats, iters)
+    times = _time_steps(step, device, warmup, repeats, iters, min_time_s)
     return _summary(times, batch_size, "train_step", device, dtype)
 
 

@@ -54,6 +54,12 @@ def run(args) -> int:
     return 0
 
 
+def _has_cuda() -> bool:
+    import torch
+
+    return torch.cuda.is_available()
+
+
 def dry_run(spec, data, plan, spec_path) -> int:
     import pandas as pd
 
@@ -64,7 +70,10 @@ def dry_run(spec, data, plan, spec_path) -> int:
     seeds = len(spec.seed_list)
     t = spec.train_config()
     n_train = len(data.train_y)
-    rows["est_trial_s"] = estimate_trials(plan, data, spec.resources.cpu, spec.resources.gpu)
+    # Timing this CPU says nothing about the GPU node a GPU spec is meant for: no estimate.
+    gpu_elsewhere = bool(spec.resources.gpu) and not _has_cuda()
+    rows["est_trial_s"] = (float("nan") if gpu_elsewhere else
+                           estimate_trials(plan, data, spec.resources.cpu, spec.resources.gpu))
     pd.set_option("display.width", 200)
     pd.set_option("display.max_columns", 40)
     print(f"{spec.name}: {spec.question}")
@@ -76,12 +85,6 @@ def dry_run(spec, data, plan, spec_path) -> int:
     if spec.match is not None:
         print(f"capacity matched by {' and by '.join(spec.match.by_list)} within "
               f"{spec.match.tolerance:.0%} of the reference {spec.match.reference or '(base model)'}")
-    if spec.resources.gpu:
-        import torch
-
-        if not torch.cuda.is_available():
-            print(f"note: this spec asks for {spec.resources.gpu:g} GPU per trial and this machine has "
-                  "none: the estimate below times its CPU, not the GPU node it is meant for")
     if plan.collapsed:
         print(f"{plan.collapsed} grid point(s) collapsed: they differed only in factors their "
               "mixer does not use (e.g. kernel_size for attention)")
@@ -89,8 +92,16 @@ def dry_run(spec, data, plan, spec_path) -> int:
     if spec.nuisance:
         rows = rows.rename(columns={"est_trial_s": f"est_trial_s (x{n_set} settings)"})
     print(rows.to_string(index=False, float_format=lambda v: f"{v:,.4g}"))
+    if gpu_elsewhere:
+        print(f"estimated cost: none here: this spec asks for {spec.resources.gpu:g} GPU per trial "
+              "and this machine has none; run this dry run on the GPU node to time it there")
+        return 0
     slots = max(1, int((os.cpu_count() or 1) // spec.resources.cpu))
-    slots = min(slots, spec.max_concurrent or slots, len(plan.trials))
+    if spec.resources.gpu:
+        import torch
+
+        slots = min(slots, int(torch.cuda.device_count() // spec.resources.gpu))
+    slots = max(1, min(slots, spec.max_concurrent or slots, len(plan.trials)))
     total = sum(per_config) * seeds
     print(f"estimated cost: {total / 60:,.1f} trial-minutes in all, about "
           f"{wall_seconds(per_config, seeds, slots) / 60:,.1f} minutes of wall time with {slots} "

@@ -27,6 +27,7 @@ START_S = 2.0  # per trial: fetch the data from the object store, build the mode
 THROUGHPUT_IMAGES = 7 * 2 * 256  # mixerlab.train's inference timing (repeats x iters x batch)
 # Forward MACs of the largest batch the dry run times: ~1 s of a training step on one core.
 BATCH_MACS = 1.5e9
+TIME_S = 0.5  # seconds of training steps timed per configuration, at least (inference: half)
 
 
 def estimate_per_trial(plan, data, cpus: float, gpu: float = 0.0) -> dict[str, float]:
@@ -65,11 +66,15 @@ def _rates(cfg, t, device) -> tuple[float, float]:
     # A model that costs many MACs per image is timed on fewer images: its rate per image no
     # longer depends on the batch, and the dry run stays short.
     cap = max(8, int(BATCH_MACS // max(1, count_flops(model, shape)["macs"])))
+    # Medians of at least 3 steps, and of more for a fast model (up to TIME_S of timing):
+    # two single-step samples let one slow step on a shared machine move a study's estimate
+    # by a third.
     train = benchmark_training(model, shape, num_classes=cfg.num_classes,
-                               batch_size=min(t.batch_size, cap), warmup=1, repeats=2, iters=1,
-                               channels_last=t.channels_last, device=device)
+                               batch_size=min(t.batch_size, cap), warmup=1, repeats=3, iters=1,
+                               min_time_s=TIME_S, channels_last=t.channels_last, device=device)
     infer = benchmark_inference(model, shape, batch_size=min(t.eval_batch_size, cap), warmup=1,
-                                repeats=2, iters=1, channels_last=t.channels_last, device=device)
+                                repeats=3, iters=1, min_time_s=TIME_S / 2,
+                                channels_last=t.channels_last, device=device)
     return train["train_step_images_per_s"], infer["infer_images_per_s"]
 
 
