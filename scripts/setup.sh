@@ -23,7 +23,8 @@ if [ ! -f "$stamp" ] || [ pyproject.toml -nt "$stamp" ] || [ requirements.lock -
   echo "setup: creating $VENV (torch, timm, ray[tune], ... pinned by requirements.lock; ~2-4 min)"
   [ -x "$VENV/bin/python" ] || "$PYTHON" -m venv "$VENV"
   "$VENV/bin/pip" install -q --upgrade pip >/dev/null
-  "$VENV/bin/pip" install -q -c requirements.lock -e '.[dev]'
+  # trackers: tensorboard, mlflow-skinny, wandb for `mixerlab sweep --log` (and its tests)
+  "$VENV/bin/pip" install -q -c requirements.lock -e '.[dev,trackers]'
   touch "$stamp"
 fi
 "$VENV/bin/python" -c "import mixerlab, torch, timm, ray; print(f'setup: mixerlab {mixerlab.__version__}, torch {torch.__version__}, timm {timm.__version__}, ray {ray.__version__}')"

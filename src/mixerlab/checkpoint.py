@@ -15,9 +15,14 @@ from mixerlab.errors import ConfigError
 _LATER_MODEL_FACTORS = {"layout": "isotropic", "stem": "patch", "channel_mlp_ratio": None}
 
 
-def config_hash(cfg: TrialConfig) -> str:
-    """Stable id of a trial configuration (what it computes, not where it runs)."""
+def config_hash(cfg: TrialConfig, *, with_seed: bool = True) -> str:
+    """Stable id of a trial configuration (what it computes, not where it runs).
+
+    ``with_seed=False``: the id the seeds of one configuration share (trackers group by it).
+    """
     d = cfg.model_dump(mode="json")
+    if not with_seed:
+        d.pop("seed")
     d["data"].pop("data_dir", None)
     # Factors added after studies were committed are hashed only when set, so a default
     # configuration keeps the id (and the finished record) it had before they existed.

@@ -24,6 +24,13 @@ def register(sub) -> None:
                         "and run the new ones")
     p.add_argument("--retry-failed", action="store_true",
                    help="run again the trials that ended in 'error' or 'oom'")
+    from mixerlab.trackers import list_trackers
+
+    p.add_argument("--log", action="append", default=[], choices=list_trackers(), metavar="TRACKER",
+                   help="also log every trial to an experiment tracker, one run per trial, seeds "
+                        f"grouped by configuration; repeatable ({', '.join(list_trackers())})")
+    p.add_argument("--log-dir", default=None, metavar="DIR",
+                   help="trackers write under DIR/<tracker> (default: <study folder>/trackers)")
     p.set_defaults(func=run)
 
 
@@ -32,6 +39,10 @@ def run(args) -> int:
 
     if args.max_concurrent is not None and args.max_concurrent <= 0:
         raise ConfigError(f"--max-concurrent: must be a positive integer (got {args.max_concurrent})")
+    if args.log:  # a missing package is said before the spec is even read
+        from mixerlab.trackers import require
+
+        require(args.log)
     if args.dry_run:
         return dry_run(*prepare(args.spec), args.spec)
     import signal
@@ -42,6 +53,7 @@ def run(args) -> int:
     path = run_sweep(args.spec, results_root=args.results, address=args.address,
                      max_concurrent=args.max_concurrent, new_study=args.new_study,
                      retry_failed=args.retry_failed, extend=args.extend,
+                     log=args.log, log_dir=args.log_dir,
                      command=" ".join(["mixerlab", *map(shlex.quote, sys.argv[1:])]))
     from mixerlab.sweep.status import summary
 

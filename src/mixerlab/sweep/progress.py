@@ -14,6 +14,7 @@ import time
 
 from ray import tune
 
+from mixerlab import trackers
 from mixerlab.sweep.study import Study
 from mixerlab.sweep.trials import Trial
 
@@ -58,7 +59,7 @@ class StudyCallback(tune.Callback):
             self.best = (va, f"{t.label} p{t.patch_size}")
         if result.get("final"):
             record = json.loads(result["record_json"])
-            Study(self.study_path).write_record(record)
+            self._save(record)
             self._finish(trial, record["status"])
         else:
             self._show()
@@ -67,7 +68,7 @@ class StudyCallback(tune.Callback):
         if trial.trial_id not in self.finished:  # stopped by the scheduler before its end
             rec = self.stopped_record(Trial.from_dict(trial.config["trial"]), trial.last_result,
                                       trial.checkpoint)
-            Study(self.study_path).write_record(rec)
+            self._save(rec)
             self._finish(trial, rec["status"])
 
     def on_trial_error(self, iteration, trials, trial, **info):
@@ -77,8 +78,13 @@ class StudyCallback(tune.Callback):
             err = RuntimeError(f"worker failed {trial.num_failures} times: "
                                f"{str(trial.error_file or 'see logs')}")
             rec = error_record(Trial.from_dict(trial.config["trial"]), self.study_name, err)
-            Study(self.study_path).write_record(rec)
+            self._save(rec)
             self._finish(trial, "error")
+
+    def _save(self, record: dict) -> None:
+        Study(self.study_path).write_record(record)
+        # The experiment trackers of this sweep (--log), if any, log it from the record.
+        trackers.publish(self.study_path, record)
 
     def _finish(self, trial, status: str) -> None:
         self.finished[trial.trial_id] = status

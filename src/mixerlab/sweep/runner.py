@@ -25,7 +25,7 @@ from mixerlab.errors import ConfigError
 from mixerlab.results import atomic_write_text
 from mixerlab.sweep.spec import Spec, load_spec
 from mixerlab.sweep.study import FAILED, FINAL, Study
-from mixerlab.sweep.trials import Plan, Trial, expand
+from mixerlab.sweep.trials import Plan, Trial, expand, group_id
 
 log = logging.getLogger("mixerlab.sweep")
 
@@ -140,7 +140,15 @@ def check_shared_storage(study: Study) -> None:
 
 
 def run_sweep(spec_path, *, results_root="results", address=None, max_concurrent=None,
-              new_study=False, retry_failed=False, command: str = "", extend=False) -> Path:
+              new_study=False, retry_failed=False, command: str = "", extend=False,
+              log=(), log_dir=None) -> Path:
+    if log:  # a tracker's missing package: one line, exit 2, before anything is read or written
+        from mixerlab.trackers import require
+
+        require(log)
+    elif log_dir:
+        raise ConfigError("--log-dir: name the tracker(s) too, e.g. --log tensorboard")
+    tracking = {"log": log, "log_dir": log_dir}
     spec, data, plan = prepare(spec_path)
     if address:
         # Before anything is written: a wrong address or a refused token is one line, exit 2.
@@ -149,15 +157,15 @@ def run_sweep(spec_path, *, results_root="results", address=None, max_concurrent
         connect(address)
         try:
             return _run_sweep(spec, data, plan, spec_path, results_root, address, max_concurrent,
-                              new_study, retry_failed, command, extend)
+                              new_study, retry_failed, command, extend, **tracking)
         finally:
             disconnect()
     return _run_sweep(spec, data, plan, spec_path, results_root, address, max_concurrent,
-                      new_study, retry_failed, command, extend)
+                      new_study, retry_failed, command, extend, **tracking)
 
 
 def _run_sweep(spec, data, plan, spec_path, results_root, address, max_concurrent, new_study,
-               retry_failed, command, extend=False) -> Path:
+               retry_failed, command, extend=False, **tracking) -> Path:
     study = Study(Path(results_root) / spec.name)
     study.check_owned()
     study.check_writable()
@@ -183,7 +191,7 @@ def _run_sweep(spec, data, plan, spec_path, results_root, address, max_concurren
             study = Study(study.path)
             study.lock()
         return _run_locked(spec, data, plan, study, spec_path, address, max_concurrent,
-                           retry_failed, command)
+                           retry_failed, command, **tracking)
     finally:
         study.unlock()
 
@@ -200,7 +208,8 @@ def _check_extension(study: Study, plan: Plan) -> None:
             "--new-study, or give the spec another 'name'")
 
 
-def _run_locked(spec, data, plan, study, spec_path, address, max_concurrent, retry_failed, command):
+def _run_locked(spec, data, plan, study, spec_path, address, max_concurrent, retry_failed, command,
+                log=(), log_dir=None):
     order = [t.trial_id for t in plan.trials]
     stale = study.remove_stale_temporaries()
     if stale:
@@ -221,10 +230,12 @@ def _run_locked(spec, data, plan, study, spec_path, address, max_concurrent, ret
         study.forget(again)
         print(f"re-running {len(again)} failed trial(s)", file=sys.stderr)
         records = study.records()
+    trackers = _open_trackers(log, log_dir, study, spec.name, plan, records)
     done = {t for t, r in records.items() if r["status"] in FINAL and t in order}
     pending = [t for t in plan.trials if t.trial_id not in done]
     if not pending:
         study.write_tables(order)
+        _close_trackers(trackers, study)
         print(f"{study.path}: all {len(order)} trials already finished; nothing to run",
               file=sys.stderr)
         return study.path
@@ -300,7 +311,27 @@ def _run_locked(spec, data, plan, study, spec_path, address, max_concurrent, ret
         trials = study.write_tables(order)
         _write_provenance(study, spec, command, started, time.time() - t0, len(order), trials,
                           locals().get("slots", 0), estimate)
+        _close_trackers(trackers, study)
     return study.path
+
+
+# -- experiment trackers (--log): fed from the records; see mixerlab/trackers/hub.py ---------
+def _open_trackers(log, log_dir, study: Study, name: str, plan: Plan, records: dict):
+    """The sweep's trackers (None without --log), given every record they have not got yet.
+    While they are open, StudyCallback logs each record it writes to them."""
+    from mixerlab.trackers import make_trackers
+
+    trackers = make_trackers(log, study.path, name, {t.trial_id: group_id(t) for t in plan.trials},
+                             log_dir=log_dir)
+    if trackers is not None:
+        trackers.catch_up(records)
+    return trackers
+
+
+def _close_trackers(trackers, study: Study) -> None:
+    if trackers is not None:  # records harvested after a restart, and logs that failed
+        trackers.catch_up(study.records())
+        trackers.close()
 
 
 def _next_run_name(study: Study) -> str:

@@ -135,6 +135,14 @@ def _trial_id(tc: TrialConfig, by: str | None) -> str:
     return h if by is None else hashlib.sha1(f"{h}:{by}".encode()).hexdigest()[:12]
 
 
+def group_id(trial: Trial) -> str:
+    """The id the seeds of one configuration share: its hash without the seed (and with the
+    matching, like the trial id), so experiment trackers group a trial's seeds together."""
+    h = config_hash(trial.config, with_seed=False)
+    by = trial.extra.get("match_by")
+    return h if by is None else hashlib.sha1(f"{h}:{by}".encode()).hexdigest()[:12]
+
+
 def expand(spec: Spec, data_shape: tuple[int, int, int], where: str = "spec") -> Plan:
     """Every trial of ``spec`` for data of shape (image_size, in_chans, num_classes)."""
     image_size, in_chans, num_classes = data_shape
