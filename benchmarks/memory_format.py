@@ -34,6 +34,24 @@ def step_fn(model, x, y, channels_last: bool):
     return step
 
 
+def compare(model, x, y, rounds: int, steps: int = 1) -> tuple[float, float]:
+    """Median seconds per training step (NCHW, channels_last), timed in interleaved blocks of
+    ``steps`` steps so that both formats see the same machine state."""
+    fns = {False: step_fn(model, x, y, False), True: step_fn(model, x, y, True)}
+    times = {False: [], True: []}
+    for s in fns.values():  # warm-up
+        s()
+    for _ in range(rounds):
+        for cl, s in fns.items():
+            t0 = time.perf_counter()
+            for _ in range(steps):
+                s()
+            if x.is_cuda:
+                torch.cuda.synchronize(x.device)
+            times[cl].append((time.perf_counter() - t0) / steps)
+    return statistics.median(times[False]), statistics.median(times[True])
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--device", default="cpu")
@@ -49,16 +67,7 @@ def main() -> None:
         for ps in args.patch_sizes:
             torch.manual_seed(0)
             model = create_model(ModelConfig(mixer=mixer, patch_size=ps, depth=6, width=64)).to(args.device)
-            steps = {False: step_fn(model, x, y, False), True: step_fn(model, x, y, True)}
-            times = {False: [], True: []}
-            for s in steps.values():
-                s()
-            for _ in range(args.rounds):  # interleaved
-                for cl, s in steps.items():
-                    t0 = time.perf_counter()
-                    s()
-                    times[cl].append(time.perf_counter() - t0)
-            a, b = statistics.median(times[False]), statistics.median(times[True])
+            a, b = compare(model, x, y, args.rounds)
             print(f"  {mixer:<10} p{ps}: NCHW {a * 1e3:7.1f} ms  channels_last {b * 1e3:7.1f} ms  "
                   f"speed-up {a / b:.2f}x")
 

@@ -67,17 +67,32 @@ def overhead(cfg: ModelConfig, data, steps: int, rounds: int) -> tuple[float, fl
     return r, f, r / f
 
 
-def _torchvision_loader(root: Path, batch_size: int, workers: int, subset: int):
-    from torchvision import datasets, transforms
+def torchvision_raw(root: Path, source: Path = Path("/usr/share/datasets/fashion-mnist")) -> Path:
+    """Decompressed copies of the IDX files where ``torchvision.datasets.FashionMNIST(root)``
+    looks for them (``root/FashionMNIST/raw/*-ubyte``); kept if already there. Returns root."""
+    raw = Path(root) / "FashionMNIST" / "raw"
+    raw.mkdir(parents=True, exist_ok=True)
+    for gz in Path(source).glob("*.gz"):
+        if not (raw / gz.stem).is_file():
+            with gzip.open(gz) as src, open(raw / gz.stem, "wb") as dst:
+                shutil.copyfileobj(src, dst)
+    return Path(root)
 
-    raw = root / "FashionMNIST" / "raw"
-    raw.mkdir(parents=True)
-    for gz in Path("/usr/share/datasets/fashion-mnist").glob("*.gz"):
-        with gzip.open(gz) as src, open(raw / gz.stem, "wb") as dst:
-            shutil.copyfileobj(src, dst)
-    tf = transforms.Compose([transforms.RandomCrop(28, padding=2), transforms.RandomHorizontalFlip(),
-                             transforms.ToTensor(), transforms.Normalize((0.2860,), (0.3530,))])
-    ds = datasets.FashionMNIST(str(root), train=True, transform=tf, download=False)
+
+def usual_transform(train: bool):
+    """Per-sample transforms with mixerlab's Fashion-MNIST augmentation (crop after 2 px zero
+    padding, flip) and normalisation, applied one PIL image at a time."""
+    from torchvision import transforms
+
+    aug = [transforms.RandomCrop(28, padding=2), transforms.RandomHorizontalFlip()] if train else []
+    return transforms.Compose([*aug, transforms.ToTensor(), transforms.Normalize((0.2860,), (0.3530,))])
+
+
+def _torchvision_loader(root: Path, batch_size: int, workers: int, subset: int):
+    from torchvision import datasets
+
+    ds = datasets.FashionMNIST(str(torchvision_raw(root)), train=True, transform=usual_transform(True),
+                               download=False)
     ds = torch.utils.data.Subset(ds, range(subset))
     return torch.utils.data.DataLoader(ds, batch_size=batch_size, shuffle=True, num_workers=workers,
                                        drop_last=True, persistent_workers=False)
@@ -90,14 +105,19 @@ def epoch_time(model, opt, batches) -> float:
     return time.perf_counter() - t0
 
 
-def versus_dataloader(cfg: ModelConfig, data, subset: int, workers: int) -> tuple[float, float]:
+def versus_dataloader(cfg: ModelConfig, data, subset: int, workers: int,
+                      root: Path | None = None) -> tuple[float, float]:
+    """Seconds for one epoch of ``subset`` images: (DataLoader, DeviceLoader), same model.
+
+    ``root``: a folder already holding :func:`torchvision_raw`'s files (else a temporary one).
+    """
     torch.manual_seed(0)
     model = create_model(cfg)
     opt = torch.optim.AdamW(model.parameters(), lr=1e-3)
     ours = DeviceLoader(data.train_x[:subset], data.train_y[:subset], 128, mean=data.mean,
                         std=data.std, train=True, crop_padding=data.crop_padding, flip=data.flip)
     with tempfile.TemporaryDirectory() as tmp:
-        usual = _torchvision_loader(Path(tmp), 128, workers, subset)
+        usual = _torchvision_loader(Path(root or tmp), 128, workers, subset)
         epoch_time(model, opt, ours)  # warm-up epoch for both paths' caches
         t_usual = epoch_time(model, opt, usual)
         t_ours = epoch_time(model, opt, ours)

@@ -1,0 +1,193 @@
+"""Item 2: hardware efficiency per mixer, and where the least efficient one spends its step.
+
+Efficiency = achieved training FLOP/s / peak FLOP/s, both measured in this run:
+
+* achieved = 3 x 2 x forward MACs per image x training images/s. A training step costs
+  about three forward passes (forward, then backward for activations and for weights:
+  Kaplan et al. 2020, arXiv:2001.08361, Sec. 2.1); FLOPs = 2 x MACs. The MACs are
+  mixerlab's own count (``measure.count_flops``: matmuls, convolutions, attention; norms,
+  activations and pooling count zero, as in fvcore and timm), the rate is
+  ``measure.benchmark_training`` (median of timed AdamW steps, channels_last as the engine
+  trains).
+* peak = 2 n^3 / time of a large float32 matmul (n = 4096 on CPU, 8192 on GPU) at the same
+  thread count: what this device does at its best on the same dtype.
+
+Then a ``torch.profiler`` breakdown of one training step of the least efficient mixer
+(top operators by self time, with their input shapes) and the split of a step into forward,
+backward and optimizer. Making it faster is a separate step.
+
+    python benchmarks/efficiency.py [--quick] [--device auto]
+"""
+
+from __future__ import annotations
+
+import statistics
+import time
+
+import torch
+import torch.nn.functional as F
+from figures import Context, figure, standalone
+from torch.profiler import ProfilerActivity, profile
+
+from mixerlab.config import ModelConfig, TrainConfig
+from mixerlab.measure import benchmark_training, count_flops
+from mixerlab.models import create_model, list_mixers
+
+ITEM = "efficiency"
+PATCH_SIZES = (2, 4)
+MODEL = ModelConfig()  # the documented recipe's shape: depth 6, width 64 (benchmarks/accuracy.py)
+BATCH = 128  # the recipe's batch
+TOP = 5  # operators reported from the profile
+
+
+def _sync(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def matmul_peak(device, n: int, repeats: int = 5) -> float:
+    """FLOP/s of an n x n float32 matmul: median of ``repeats`` timed products after warm-up."""
+    device = torch.device(device)
+    a, b = torch.randn(n, n, device=device), torch.randn(n, n, device=device)
+    for _ in range(2):
+        a @ b
+    _sync(device)
+    times = []
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        a @ b
+        _sync(device)
+        times.append(time.perf_counter() - t0)
+    return 2 * n**3 / statistics.median(times)
+
+
+def training_rate(cfg: ModelConfig, device, batch: int, quick: bool) -> dict:
+    """Forward MACs per image, training images/s and achieved FLOP/s of one configuration."""
+    torch.manual_seed(0)
+    model = create_model(cfg)
+    shape = (cfg.in_chans, cfg.image_size, cfg.image_size)
+    macs = count_flops(model, shape)["macs"]
+    timing = dict(warmup=1, repeats=2, iters=1) if quick else dict(warmup=2, repeats=5, iters=2)
+    bench = benchmark_training(model, shape, num_classes=cfg.num_classes, batch_size=batch,
+                               device=device, channels_last=TrainConfig().channels_last, **timing)
+    rate = bench["train_step_images_per_s"]
+    return {"macs": macs, "images_per_s": rate, "flop_per_s": 3 * 2 * macs * rate}
+
+
+def profile_step(cfg: ModelConfig, device, batch: int, steps: int) -> tuple[list, dict]:
+    """Top operators by self time over ``steps`` training steps, and the phase shares.
+
+    Phases are timed with synchronisation outside the profiler, so its overhead does not
+    enter them. Returns ([(operator, input shapes, share of self time)], {phase: share}).
+    """
+    device = torch.device(device)
+    torch.manual_seed(0)
+    model = create_model(cfg).to(device).train()
+    x = torch.randn(batch, cfg.in_chans, cfg.image_size, cfg.image_size, device=device)
+    y = torch.randint(0, cfg.num_classes, (batch,), device=device)
+    if TrainConfig().channels_last:
+        model = model.to(memory_format=torch.channels_last)
+        x = x.contiguous(memory_format=torch.channels_last)
+    opt = torch.optim.AdamW(model.parameters(), lr=1e-4)
+    phases = {"forward": [], "backward": [], "optimizer": []}
+
+    def step(timed: bool):
+        marks = [time.perf_counter()]
+        loss = F.cross_entropy(model(x), y)
+        if timed:
+            _sync(device)
+            marks.append(time.perf_counter())
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        if timed:
+            _sync(device)
+            marks.append(time.perf_counter())
+        opt.step()
+        if timed:
+            _sync(device)
+            marks.append(time.perf_counter())
+            for name, a, b in zip(phases, marks, marks[1:]):
+                phases[name].append(b - a)
+
+    for _ in range(2):
+        step(False)
+    for _ in range(steps):
+        step(True)
+    cuda = device.type == "cuda"
+    acts = [ProfilerActivity.CPU] + ([ProfilerActivity.CUDA] if cuda else [])
+    with profile(activities=acts, record_shapes=True) as prof:
+        for _ in range(steps):
+            step(False)
+        _sync(device)
+    key = "self_device_time_total" if cuda else "self_cpu_time_total"
+    events = [e for e in prof.key_averages(group_by_input_shape=True) if getattr(e, key) > 0]
+    total = sum(getattr(e, key) for e in events) or 1.0
+    events.sort(key=lambda e: getattr(e, key), reverse=True)
+    top = [(e.key, str(e.input_shapes), 100.0 * getattr(e, key) / total) for e in events[:TOP]]
+    medians = {k: statistics.median(v) for k, v in phases.items()}
+    whole = sum(medians.values())
+    return top, {k: 100.0 * v / whole for k, v in medians.items()}
+
+
+def run(ctx: Context) -> list[dict]:
+    torch.set_num_threads(ctx.extra.get("threads") or torch.get_num_threads())
+    threads = torch.get_num_threads()
+    cuda = torch.device(ctx.device).type == "cuda"
+    n = 256 if ctx.quick else (8192 if cuda else 4096)
+    model = MODEL.model_copy(update=dict(depth=1, width=16)) if ctx.quick else MODEL
+    batch = 8 if ctx.quick else BATCH
+    patch_sizes = (4,) if ctx.quick else PATCH_SIZES
+    mixers = ["conv", "identity"] if ctx.quick else list_mixers()
+    shape_note = f"depth {model.depth}, width {model.width}, batch {batch}, float32, {threads} threads"
+
+    peak = matmul_peak(ctx.device, n)
+    tf32 = f", TF32 {'on' if torch.backends.cuda.matmul.allow_tf32 else 'off'}" if cuda else ""
+    rows = [figure(ITEM, "peak float32 matmul", peak / 1e9, "GFLOP/s",
+                   f"{n}x{n} @ {n}x{n}, median of 5, {threads} threads{tf32}")]
+    measured = {}
+    for mixer in mixers:
+        for ps in patch_sizes:
+            cfg = model.model_copy(update=dict(mixer=mixer, patch_size=ps))
+            measured[mixer, ps] = r = training_rate(cfg, ctx.device, batch, ctx.quick)
+            r["efficiency"] = r["flop_per_s"] / peak
+            note = (f"{r['macs'] / 1e6:.2f}M MACs/image fwd, {r['images_per_s']:.0f} img/s; "
+                    f"{shape_note}")
+            rows.append(figure(ITEM, f"{mixer} p{ps}: achieved training FLOP/s",
+                               r["flop_per_s"] / 1e9, "GFLOP/s", note))
+            rows.append(figure(ITEM, f"{mixer} p{ps}: efficiency", 100 * r["efficiency"],
+                               "% of peak", "achieved / peak matmul, same run"))
+
+    # The least efficient mixer among those whose mixing is counted work: a mixer that adds no
+    # MACs over the identity control (pool: averaging counts zero, as in fvcore/timm) is
+    # inefficient by the convention, not by its kernels, so it is not the one to profile.
+    def mixing_macs(key):
+        base = measured.get(("identity", key[1]))
+        return measured[key]["macs"] - (base["macs"] if base else 0)
+
+    candidates = [k for k in measured if mixing_macs(k) > 0] or list(measured)
+    worst = min(candidates, key=lambda k: measured[k]["efficiency"])
+    mixer, ps = worst
+    rows.append(figure(ITEM, f"least efficient mixer: {mixer} p{ps}",
+                       100 * measured[worst]["efficiency"], "% of peak",
+                       "lowest among mixers that add counted MACs over identity"))
+    cfg = model.model_copy(update=dict(mixer=mixer, patch_size=ps))
+    top, phases = profile_step(cfg, ctx.device, batch, steps=1 if ctx.quick else 3)
+    for phase, share in phases.items():
+        rows.append(figure(ITEM, f"{mixer} p{ps} step: {phase}", share, "% of step",
+                           "median over timed steps, synchronised"))
+    for i, (op, shapes, share) in enumerate(top, 1):
+        rows.append(figure(ITEM, f"{mixer} p{ps} profile #{i}: {op}", share, "% of self time",
+                           f"torch.profiler self {'device' if cuda else 'CPU'} time; inputs {shapes}"))
+    return rows
+
+
+def _args(p) -> None:
+    p.add_argument("--threads", type=int, default=None, help="torch threads (default: all cores)")
+
+
+def main() -> None:
+    standalone(__doc__.splitlines()[0], ITEM, run, _args)
+
+
+if __name__ == "__main__":
+    main()

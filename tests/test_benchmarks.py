@@ -1,0 +1,168 @@
+"""The benchmark scripts (benchmarks/run.py and its items) at smoke size, for real.
+
+Only the shape of what they write is checked (rows, columns, files): figures at this size
+mean nothing, and no test here times anything. The end-to-end smoke run of every item,
+real Ray sweep included, is the one slow test.
+"""
+
+import argparse
+import csv
+import math
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "benchmarks"))  # the scripts import each other by file name
+
+import attribution  # noqa: E402
+import efficiency  # noqa: E402
+import run  # noqa: E402
+import tokens  # noqa: E402
+import usual_way  # noqa: E402
+from figures import COLUMNS, Context, figure  # noqa: E402
+
+from mixerlab.config import DataConfig  # noqa: E402
+from mixerlab.data import load_dataset  # noqa: E402
+
+
+def _check_rows(rows, item):
+    assert rows and all(tuple(r) == COLUMNS for r in rows)
+    assert {r["item"] for r in rows} == {item}
+    assert all(isinstance(r["value"], float) for r in rows)
+
+
+def test_fit_recovers_a_synthetic_quadratic_and_line():
+    n = np.array([16, 49, 196, 784])  # the token counts of patch 7, 4, 2, 1 at 28 px
+    synthetic = 2e-7 * n**2 + 3e-5 * n + 0.01  # exact numbers, no measurement
+    f = tokens.fit(n, synthetic, 2)
+    assert np.allclose(f["coef"], [2e-7, 3e-5, 0.01], rtol=1e-6)
+    assert f["r2"] == pytest.approx(1.0)
+    line = tokens.fit(n, 0.004 * n + 0.02, 1)
+    assert np.allclose(line["coef"], [0.004, 0.02])
+    assert line["r2"] == pytest.approx(1.0)
+    assert tokens.fit(n, synthetic, 1)["r2"] < 0.999  # a straight line cannot follow N^2
+
+
+def test_tokens_smoke_rows_and_plot(tmp_path):
+    ctx = Context(quick=True, device="cpu", out_dir=tmp_path)
+    rows = tokens.run(ctx)
+    _check_rows(rows, "tokens")
+    names = [r["name"] for r in rows]
+    for mixer in tokens.EXPECTED:
+        assert sum(n.startswith(f"{mixer} N=") for n in names) == 4
+        assert any(n.startswith(f"{mixer}: R^2 of the O(N") for n in names)
+    assert sum("straight line" in n for n in names) == 2  # attention and mlp
+    assert all(r["value"] > 0 for r in rows if r["unit"] == "ms/step")
+    png = tmp_path / f"{ctx.tag}-tokens.png"
+    assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_efficiency_smoke_rows(tmp_path):
+    rows = efficiency.run(Context(quick=True, device="cpu", out_dir=tmp_path))
+    _check_rows(rows, "efficiency")
+    by_name = {r["name"]: r for r in rows}
+    assert by_name["peak float32 matmul"]["value"] > 0
+    for mixer in ("conv", "identity"):
+        assert 0 < by_name[f"{mixer} p4: efficiency"]["value"]
+    # identity adds no MACs over itself, so conv is the only mixer the profile may pick
+    assert "least efficient mixer: conv p4" in by_name
+    phases = [r["value"] for r in rows if r["unit"] == "% of step"]
+    assert len(phases) == 3 and sum(phases) == pytest.approx(100)
+    profile = [r for r in rows if " profile #" in r["name"]]
+    assert 1 <= len(profile) <= efficiency.TOP and all(0 < r["value"] <= 100 for r in profile)
+
+
+def test_usual_trial_trains_on_mixerlabs_images(tmp_path):
+    from torchvision import datasets
+
+    from mixerlab.data.split import split_indices
+
+    root = usual_way.torchvision_raw(tmp_path / "data")
+    cfg = DataConfig(train_subset=256, val_fraction=0.01)
+    ours = load_dataset(cfg)
+    theirs = datasets.FashionMNIST(str(root), train=True)
+    train_idx, val_idx = split_indices(theirs.targets, cfg.val_fraction, cfg.train_subset, 0)
+    assert torch.equal(theirs.data[train_idx], ours.train_x[:, 0])
+    assert torch.equal(theirs.targets[train_idx], ours.train_y)
+    assert torch.equal(theirs.data[val_idx], ours.val_x[:, 0])
+
+    args = argparse.Namespace(mixer="identity", patch_size=7, depth=1, width=16, seed=0, epochs=1,
+                              batch_size=128, eval_batch_size=512, lr=5e-3, weight_decay=0.05,
+                              label_smoothing=0.1, grad_clip=1.0, train_subset=256, val_fraction=0.01,
+                              split_seed=0, workers=0, threads=1, device="cpu", root=str(root))
+    rec = usual_way.trial(args)
+    assert 0 <= rec["test_acc"] <= 100 and 0 <= rec["val_acc"] <= 100
+    assert rec["train_time_s"] > 0 and rec["threads"] == 1
+
+
+def test_study_spec_sizes():
+    assert len(usual_way.trials_of(usual_way.study_spec(Context(device="cpu")))) == 8
+    assert len(usual_way.trials_of(usual_way.study_spec(Context(full=True, device="cpu")))) == 24
+    smoke = usual_way.study_spec(Context(quick=True, device="cpu"))
+    assert len(usual_way.trials_of(smoke)) == 1 and smoke["train"]["epochs"] == 1
+    assert len(usual_way.configs_of(usual_way.study_spec(Context(device="cpu")))) == 8
+
+
+def test_attribution_multiplies_synthetic_factors():
+    # Synthetic seconds per step with known factors P=2, C=1.5, T=1.25 in both configs.
+    measured = [{"config": c, "dataloader_s": 2 * 1.5 * 1.25 * s, "deviceloader_s": 1.5 * 1.25 * s,
+                 "nchw_s": 1.5 * 1.25 * s, "channels_last_s": 1.25 * s, "side_by_side_s": s}
+                for c, s in (("conv p4", 0.1), ("mlp p7", 0.3))]
+    rows = {r["name"]: r["value"] for r in attribution.rows(measured, overall=7.5)}
+    assert rows["P conv p4"] == pytest.approx(2) and rows["C mlp p7"] == pytest.approx(1.5)
+    assert rows["P x C x T: explained by the three"] == pytest.approx(3.75)
+    assert rows["unexplained: wall-time ratio / (P x C x T)"] == pytest.approx(2)
+    for r in measured:  # on a GPU the pipeline factor is not measured: said, not invented
+        del r["dataloader_s"], r["deviceloader_s"]
+    rows = {r["name"]: r["value"] for r in attribution.rows(measured, overall=7.5)}
+    assert math.isnan(rows["P pipeline: DataLoader / DeviceLoader"])
+
+
+def test_run_writes_csv_and_markdown_and_takes_one_line_items(tmp_path, monkeypatch):
+    assert list(run.ITEMS) == ["usual_way", "efficiency", "tokens"]
+
+    def peak(ctx):  # an item is any run(ctx) -> rows: this is all item 4 needs
+        return [figure("peak", "matmul", efficiency.matmul_peak(ctx.device, 64) / 1e9, "GFLOP/s")]
+
+    def broken(ctx):
+        raise ValueError("on purpose")
+
+    monkeypatch.setitem(run.ITEMS, "peak", peak)
+    monkeypatch.setitem(run.ITEMS, "broken", broken)
+    code = run.main(["--items", "peak", "broken", "--device", "cpu", "--out", str(tmp_path)])
+    assert code == 1  # the broken item fails the run, after the other's figure is written
+    tag = Context(device="cpu").tag
+    assert tag.startswith("cpu-")
+    with open(tmp_path / f"{tag}.csv") as f:
+        got = list(csv.DictReader(f))
+    assert tuple(got[0]) == COLUMNS
+    assert [(r["item"], r["name"]) for r in got] == [("peak", "matmul"), ("broken", "FAILED")]
+    assert float(got[0]["value"]) > 0
+    md = (tmp_path / f"{tag}.md").read_text()
+    for text in ("Command: `python benchmarks/run.py --items peak broken", "Versions: torch",
+                 "Device:", "| peak | matmul |", "ValueError: on purpose"):
+        assert text in md
+
+
+@pytest.mark.slow
+def test_every_item_end_to_end_at_smoke_size(tmp_path):
+    """The entry point as the lead runs it, at smoke size: real subprocesses and a real sweep."""
+    out = subprocess.run([sys.executable, "benchmarks/run.py", "--quick", "--out", str(tmp_path)],
+                         cwd=ROOT, capture_output=True, text=True, timeout=600)
+    assert out.returncode == 0, out.stderr[-3000:]
+    tag = Context(device="cpu").tag
+    with open(tmp_path / f"{tag}.csv") as f:
+        rows = list(csv.DictReader(f))
+    assert {r["item"] for r in rows} == {"usual_way", "efficiency", "tokens"}
+    by_name = {r["name"]: float(r["value"]) for r in rows}
+    assert by_name["wall time: usual way / mixerlab sweep"] > 0
+    assert 0 <= by_name["mean test accuracy, mixerlab"] <= 100
+    assert 0 <= by_name["mean test accuracy, usual way"] <= 100
+    with open(tmp_path / f"{tag}-usual_way-trials.csv") as f:
+        assert sorted(r["side"] for r in csv.DictReader(f)) == ["mixerlab", "usual"]
+    assert (tmp_path / f"{tag}-tokens.png").is_file()
