@@ -1,4 +1,4 @@
-"""The performance benchmarks, items 1-3 (and the lead's item 4), in one run on one device.
+"""The performance benchmarks, items 1-4, in one run on one device.
 
     python benchmarks/run.py            # every item on the current device (cuda if available)
     python benchmarks/run.py --full     # item 1 with all 24 trials of quick.yaml, not 8
@@ -22,6 +22,7 @@ import time
 import traceback
 from pathlib import Path
 
+import budgets
 import efficiency
 import tokens
 import torch
@@ -37,7 +38,7 @@ ITEMS = {
     "usual_way": usual_way.run,  # 1. quick.yaml's trials the usual way vs `mixerlab sweep`
     "efficiency": efficiency.run,  # 2. training FLOP/s / peak matmul per mixer; profile the worst
     "tokens": tokens.run,  # 3. step time against tokens, with O(N^2) / O(N) fits
-    # 4. the lead's item: "name": module.run,
+    "budgets": budgets.run,  # 4. the dry run's own time, and its estimates against real studies
 }
 
 
