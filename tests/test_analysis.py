@@ -16,6 +16,7 @@ from mixerlab.analysis import (
     aggregate,
     anova,
     design_factors,
+    factor_pairs,
     holm,
     load_study,
     pairwise,
@@ -98,6 +99,25 @@ def test_anova_effect_sizes_match_hand_computed_sums_of_squares():
     f_a = (ss_a / 1) / (ss_err / 8)
     assert table.loc["variant", "F"] == pytest.approx(f_a)
     assert table.loc["variant", "p"] == pytest.approx(stats.f.sf(f_a, 1, 8))
+
+
+def test_factor_pairs_compare_one_factor_at_fixed_levels_of_the_others():
+    """Synthetic: kernel 9 beats kernel 3 by exactly 2 points at patch 2 on every seed and ties
+    at patch 4; pooling over patch sizes would blur that, one factor at a time does not."""
+    base = {0: 80.0, 1: 81.5, 2: 79.0}
+    rows = [{"trial_id": f"p{p}k{k}s{s}", "status": "ok", "variant": "conv", "patch_size": p,
+             "kernel_size": k, "seed": s, "test_acc": acc + (2.0 if (p, k) == (2, 9) else 0.0)
+             + (0.1 * s if k == 9 else 0.0)}
+            for p in (2, 4) for k in (3, 9) for s, acc in base.items()]
+    fp = factor_pairs(pd.DataFrame(rows), ["patch_size", "kernel_size"])
+    assert set(fp["factor"]) == {"patch_size", "kernel_size"} and (fp["test"] == "paired t").all()
+    k = fp[fp["factor"] == "kernel_size"].set_index("at")
+    assert k.loc["patch_size=2", "diff"] == pytest.approx(-(2.0 + 0.1))  # a=3, b=9: 3 - 9
+    assert k.loc["patch_size=4", "diff"] == pytest.approx(-0.1)
+    ref = stats.ttest_rel([80.0, 81.5, 79.0], [82.0, 83.6, 81.2])
+    assert k.loc["patch_size=2", "p"] == pytest.approx(ref.pvalue)
+    # Holm within the kernel family only (two comparisons), not over all four rows.
+    assert k["p_holm"].tolist() == pytest.approx(holm(k["p"]).tolist())
 
 
 def test_holm_correction_by_hand():

@@ -23,11 +23,19 @@ from mixerlab.analysis.nuisance import (
 )
 from mixerlab.analysis.pareto import pareto_front
 from mixerlab.analysis.report import markdown_table, write_report
-from mixerlab.analysis.stats import anova, early_vs_final, holm, paired, pairwise, welch
+from mixerlab.analysis.stats import (
+    anova,
+    early_vs_final,
+    factor_pairs,
+    holm,
+    paired,
+    pairwise,
+    welch,
+)
 
 __all__ = [
     "aggregate", "anova", "bootstrap_interval", "choose_nuisance", "design_factors",
-    "early_vs_final", "edge_warnings", "factor_effects", "factors_varied", "holm",
+    "early_vs_final", "edge_warnings", "factor_effects", "factor_pairs", "factors_varied", "holm",
     "interaction_table", "isolation_table", "load_history", "load_provenance", "load_spec",
     "load_studies", "load_study", "markdown_table", "nuisance_grid", "paired", "pairwise",
     "pareto_front", "t_interval", "welch", "write_report",

@@ -17,7 +17,7 @@ from mixerlab.analysis.nuisance import (
     nuisance_grid,
 )
 from mixerlab.analysis.pareto import pareto_front
-from mixerlab.analysis.stats import anova, early_vs_final, pairwise
+from mixerlab.analysis.stats import anova, early_vs_final, factor_pairs, pairwise
 from mixerlab.results import atomic_write_text
 
 # Variants that do no learned token mixing: the paper's control (MetaFormer's IdentityFormer).
@@ -158,10 +158,16 @@ def _keys(df: pd.DataFrame, exclude=()) -> list[str]:
 def _compare(df: pd.DataFrame, keys, shown=()) -> dict:
     """Everything the report says about one set of comparable trials (one matching)."""
     design = design_factors(df, keys)  # solved widths etc. are not factors of their own
+    # Mixers compared within a stratum (the patch size, the layout) is the right comparison
+    # only when nothing else varies; with other factors (kernel, depth, width, stem) or one
+    # mixer, every factor is compared one at a time at fixed levels of the others instead,
+    # so no comparison pools arms over a factor it does not name.
+    one_at_a_time = "variant" not in design or any(f not in ("variant", *STRATA) for f in design)
     return {"df": df, "keys": keys, "agg": aggregate(df, by=list(keys) + [c for c in shown if c in df]),
             "effects": anova(df, design), "design": design,
             "pairs": pairwise(df, group="variant", within=_stratum(design))
-            if "variant" in keys else pd.DataFrame(),
+            if "variant" in design and not one_at_a_time else pd.DataFrame(),
+            "factor_pairs": factor_pairs(df, design) if one_at_a_time else pd.DataFrame(),
             # Layout studies ask the other way round too: for each mixer, pyramid vs isotropic.
             "layouts": pairwise(df, group="layout", within="variant")
             if {"variant", "layout"} <= set(design) else pd.DataFrame(),
@@ -202,11 +208,64 @@ def _sections(c: dict, level: str, shown=()) -> list[str]:
                       "weights of arms with the same model shape), so where two arms share their seeds the "
                       "test is on the seed-matched differences, which removes that shared variance.", ""]
         lines += [markdown_table(pairs.rename(columns={"diff": "a - b (points)", "lo": "CI lo", "hi": "CI hi"})), ""]
+    fp = c.get("factor_pairs", pd.DataFrame())
+    if len(fp):
+        lines += [f"{level} Pairwise comparisons, one factor at a time ({_pairwise_heading(fp)}, "
+                  "Holm-corrected within each factor)", "",
+                  "Each row compares two levels of `factor` with every other factor held at the "
+                  "levels in `at`.", "",
+                  markdown_table(fp.rename(columns={"diff": "a - b (points)", "lo": "CI lo", "hi": "CI hi"})), ""]
     layouts = c.get("layouts", pd.DataFrame())
     if len(layouts):
         lines += [f"{level} Layout within each mixer ({_pairwise_heading(layouts)}, Holm-corrected over the mixers)", "",
                   markdown_table(layouts.rename(columns={"diff": "a - b (points)", "lo": "CI lo", "hi": "CI hi"})), ""]
     return lines
+
+
+def factor_lines(fp: pd.DataFrame) -> list[str]:
+    """Per factor and holding: its extreme levels compared (numeric factors: does more help;
+    two named levels: the one against the other); then how many comparisons are significant."""
+    out = []
+    if not len(fp):
+        return out
+    for (f, at), sub in fp.groupby(["factor", "at"], sort=False):
+        levels = sorted(set(sub["a"]) | set(sub["b"]), key=lambda v: (not _is_num(v), _num(v), str(v)))
+        numeric = all(_is_num(v) for v in levels)
+        if len(levels) < 2 or not (numeric or len(levels) == 2):
+            continue  # several named levels (mixers): the table has every pair
+        lo_lv, hi_lv = (levels[0], levels[-1]) if numeric else (levels[-1], levels[0])
+        r = sub[((sub["a"] == hi_lv) & (sub["b"] == lo_lv)) | ((sub["a"] == lo_lv) & (sub["b"] == hi_lv))]
+        if not len(r):
+            continue
+        r = r.iloc[0]
+        sign = 1 if r["a"] == hi_lv else -1
+        ci = sorted((sign * r["lo"], sign * r["hi"]))
+        test = "paired" if r.get("test") == "paired t" else "Welch"
+        where = "" if at == "all" else f" at {at}"
+        out.append(f"{_term(f).capitalize()} {_fmt_level(hi_lv)} vs {_fmt_level(lo_lv)}{where}: "
+                   f"{sign * r['diff']:+.2f} points (95% CI {ci[0]:.2f} to {ci[1]:.2f}, {test}), "
+                   f"{'significant' if r['significant'] else 'not significant'} after Holm within "
+                   f"{_term(f)} (p={r['p_holm']:.2g}).")
+    for f, sub in fp.groupby("factor", sort=False):
+        out.append(f"{int(sub['significant'].sum())} of {len(sub)} comparisons of {_term(f)} levels "
+                   f"({_tests_used(sub)}) are significant at 5% after Holm correction.")
+    return out
+
+
+def _is_num(v) -> bool:
+    try:
+        float(v)
+        return True
+    except (TypeError, ValueError):
+        return False
+
+
+def _num(v) -> float:
+    return float(v) if _is_num(v) else 0.0
+
+
+def _fmt_level(v) -> str:
+    return f"{float(v):g}" if _is_num(v) else str(v)
 
 
 def layout_lines(layouts: pd.DataFrame) -> list[str]:
@@ -306,7 +365,7 @@ def write_report(study_paths, out_dir=None) -> tuple[Path, str]:
 
     question = spec.get("question") or prov.get("question") or "(no question recorded)"
     says_by = [(by, verdict(c["df"], c["effects"], c["pairs"], c["design"], c["n_seeds"])
-                 + layout_lines(c["layouts"])) for by, c in compared]
+                 + factor_lines(c["factor_pairs"]) + layout_lines(c["layouts"])) for by, c in compared]
     train, data = spec.get("train", {}), spec.get("dataset", {})
     limits = (f"Limits: one data set ({', '.join(sorted(df['dataset'].dropna().unique())) if 'dataset' in df else '?'}"
               f"{', training subset of ' + str(data['train_subset']) + ' images' if data.get('train_subset') else ''}), "

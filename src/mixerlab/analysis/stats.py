@@ -156,3 +156,34 @@ def early_vs_final(history: pd.DataFrame, trials: pd.DataFrame, epoch: int,
         return {"epoch": epoch, "n": len(joined), "rho": np.nan, "p": np.nan}
     rho, p = stats.spearmanr(joined["early"], joined[final])
     return {"epoch": epoch, "n": len(joined), "rho": float(rho), "p": float(p)}
+
+
+def factor_pairs(df: pd.DataFrame, factors, metric: str = "test_acc", alpha: float = 0.05) -> pd.DataFrame:
+    """One factor at a time: every pair of levels of each factor at each combination of the
+    other factors (where both arms exist), so no comparison pools over a second factor.
+
+    Holm's correction runs within each factor's family of comparisons (one question per
+    factor: "does the kernel size matter", "does the stem matter"). ``at`` names the levels
+    the other factors are held at; the test is paired where the two arms share their seeds.
+    """
+    d = _ok(df, metric)
+    frames = []
+    for f in factors:
+        if f not in d.columns or d[f].nunique() < 2:
+            continue
+        others = [g for g in factors if g != f and g in d.columns]
+        at = (d[others].astype(str).radd([f"{g}=" for g in others]).agg(", ".join, axis=1)
+              if others else pd.Series("all", index=d.index))
+        pairs = pairwise(d.assign(at=at.values), group=f, within="at", metric=metric, alpha=alpha)
+        if not len(pairs):
+            continue
+        pairs = pairs.rename(columns={"stratum": "at"})
+        if "at" not in pairs or pairs["at"].isna().all():
+            pairs["at"] = at.iloc[0]
+        pairs["p_holm"] = holm(pairs["p"])
+        pairs["significant"] = pairs["p_holm"] < alpha
+        frames.append(pairs.assign(factor=f))
+    if not frames:
+        return pd.DataFrame()
+    out = pd.concat(frames, ignore_index=True)
+    return out[["factor", "at"] + [c for c in out.columns if c not in ("factor", "at")]]
