@@ -636,6 +636,35 @@ def _copy_study(finished, tmp_path) -> tuple[Path, Path, Path]:
     return spec, results, results / src.name
 
 
+def test_study_recorded_under_the_older_fingerprint_is_resumed_not_refused(finished_study, tmp_path):
+    """Studies made before fingerprints left defaults out carry the full-dump fingerprint: the
+    same spec must still be recognised (a no-op here), and the marker takes the new form."""
+    import hashlib
+
+    from mixerlab.sweep import load_spec
+
+    spec, results, study = _copy_study(finished_study, tmp_path)
+    loaded = load_spec(spec)
+    full = loaded.model_dump(mode="json", exclude={"question", "resources", "max_concurrent",
+                                                   "max_failures", "time_budget_s"})
+    legacy = hashlib.sha1(json.dumps(full, sort_keys=True).encode()).hexdigest()[:12]
+    assert legacy != loaded.fingerprint()
+    marker = study / ".mixerlab-study.json"
+    marker.write_text(json.dumps({**json.loads(marker.read_text()), "fingerprint": legacy}))
+    before = record_bytes(study)
+    again = sweep(spec, "--results", results, log=tmp_path / "again")
+    assert again.returncode == 0, again.stderr
+    assert "already finished; nothing to run" in again.stderr
+    assert record_bytes(study) == before
+    now = json.loads(marker.read_text())
+    assert now["fingerprint"] == loaded.fingerprint() and "migrated_at" in now
+    # A spec that changes what is computed is still refused.
+    other = tmp_path / spec.name  # the fixture's spec is shared: change a copy
+    other.write_text(spec.read_text().replace("epochs: 1", "epochs: 2"))
+    changed = sweep(other, "--results", results, log=tmp_path / "changed")
+    assert changed.returncode == 2 and "holds a study from a different spec" in changed.stderr
+
+
 def _damage(path: Path, how: str) -> None:
     if how == "truncated":
         data = path.read_bytes()

@@ -170,7 +170,7 @@ def _run_sweep(spec, data, plan, spec_path, results_root, address, max_concurren
     study.check_owned()
     study.check_writable()
     marker = study.marker
-    changed = bool(marker) and marker["fingerprint"] != spec.fingerprint()
+    changed = bool(marker) and marker["fingerprint"] not in spec.fingerprints()
     if changed and extend:
         _check_extension(study, plan)
     elif changed and not new_study:
@@ -180,6 +180,9 @@ def _run_sweep(spec, data, plan, spec_path, results_root, address, max_concurren
             "aside and start again, or give the spec another 'name'")
     study.lock()
     try:
+        if marker and not changed and marker["fingerprint"] != spec.fingerprint():
+            # The same spec, recorded in the older form of the fingerprint: record the new one.
+            study.refingerprint(spec.fingerprint(), len(plan.trials), why="migrated_at")
         if changed and extend:
             study.refingerprint(spec.fingerprint(), len(plan.trials))
             print(f"{study.path}: extending the study to {len(plan.trials)} trials; its finished "

@@ -81,6 +81,10 @@ class Scheduler(BaseModel):
     reduction_factor: float = Field(3.0, gt=1)
 
 
+# How a study is scheduled, not what it computes: not part of its fingerprint.
+_SCHEDULING = {"question", "resources", "max_concurrent", "max_failures", "time_budget_s"}
+
+
 class Spec(BaseModel):
     model_config = _STRICT
     name: str
@@ -131,10 +135,20 @@ class Spec(BaseModel):
         return parse(TrainConfig, self.train, "train")
 
     def fingerprint(self) -> str:
-        """Hash of what the study computes (not of how it is scheduled)."""
-        d = self.model_dump(mode="json", exclude={"question", "resources", "max_concurrent",
-                                                   "max_failures", "time_budget_s"})
+        """Hash of what the study computes (not of how it is scheduled).
+
+        Fields at their defaults are left out, so a field the schema gains later (with a
+        default that changes nothing) leaves the fingerprint of every existing study as it
+        was, and re-running its command still resumes it instead of refusing a "different spec".
+        """
+        d = self.model_dump(mode="json", exclude_defaults=True, exclude=_SCHEDULING)
         return hashlib.sha1(json.dumps(d, sort_keys=True).encode()).hexdigest()[:12]
+
+    def fingerprints(self) -> set[str]:
+        """This spec's fingerprint and the one studies recorded before defaults were left out
+        (every field dumped), which a study folder made then still carries."""
+        d = self.model_dump(mode="json", exclude=_SCHEDULING)
+        return {self.fingerprint(), hashlib.sha1(json.dumps(d, sort_keys=True).encode()).hexdigest()[:12]}
 
 
 def read_yaml(path: Path) -> Any:

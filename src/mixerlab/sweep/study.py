@@ -57,10 +57,11 @@ class Study:
             "fingerprint": fingerprint, "n_trials": n_trials, "created_at": provenance.now(),
             "mixerlab_version": provenance.versions()["mixerlab_version"]}, indent=2))
 
-    def refingerprint(self, fingerprint: str, n_trials: int) -> None:
-        """The spec was extended (``--extend``): record its new fingerprint, keep the rest."""
+    def refingerprint(self, fingerprint: str, n_trials: int, why: str = "extended_at") -> None:
+        """The spec was extended (``--extend``), or its fingerprint is recorded in the older
+        form (``migrated_at``): record the new fingerprint, keep the rest."""
         marker = {**(self.marker or {}), "fingerprint": fingerprint, "n_trials": n_trials,
-                  "extended_at": provenance.now()}
+                  why: provenance.now()}
         atomic_write_text(self.path / MARKER, json.dumps(marker, indent=2))
 
     def archive(self) -> Path:
