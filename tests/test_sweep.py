@@ -177,11 +177,18 @@ def test_two_node_cluster_with_address(tmp_path):
     # Token authentication, as a real cluster would have it: every process shares the token.
     env = {**os.environ, "RAY_DISABLE_USAGE_STATS": "1", "RAY_AUTH_MODE": "token",
            "RAY_AUTH_TOKEN": secrets.token_hex(32)}
-    subprocess.run([ray_bin, "start", "--head", f"--port={port}", "--num-cpus=1",
-                    "--include-dashboard=false"], check=True, capture_output=True, env=env, timeout=120)
+    sessions = []  # each `ray start` in its own session: its daemons stay in it
+
+    def ray_start(*args):
+        proc = subprocess.Popen([ray_bin, "start", *args], stdout=subprocess.PIPE,
+                                stderr=subprocess.STDOUT, text=True, env=env, start_new_session=True)
+        sessions.append(proc.pid)
+        out = proc.communicate(timeout=120)[0]
+        assert proc.returncode == 0, out
+
     try:
-        subprocess.run([ray_bin, "start", f"--address=127.0.0.1:{port}", "--num-cpus=1"],
-                       check=True, capture_output=True, env=env, timeout=120)
+        ray_start("--head", f"--port={port}", "--num-cpus=1", "--include-dashboard=false")
+        ray_start(f"--address=127.0.0.1:{port}", "--num-cpus=1")
         deadline = time.monotonic() + 90
         while alive_nodes(f"127.0.0.1:{port}", env) < 2:
             assert time.monotonic() < deadline, "the worker node did not join within 90 s"
@@ -198,7 +205,11 @@ def test_two_node_cluster_with_address(tmp_path):
         # reuses before the second has started.
         assert trials["ray_node_id"].nunique() == 2, trials[["ray_node_id", "trial_time_s"]]
     finally:
-        subprocess.run([ray_bin, "stop", "--force"], capture_output=True, env=env, timeout=120)
+        # This test's nodes only: `ray stop --force` would stop every Ray on the machine.
+        from test_connect import _kill_session
+
+        for sid in sessions:
+            _kill_session(sid)
 
 
 def test_resume_falls_back_when_rays_checkpoint_is_gone(tmp_path):
