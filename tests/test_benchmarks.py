@@ -124,7 +124,7 @@ def test_attribution_multiplies_synthetic_factors():
 
 
 def test_run_writes_csv_and_markdown_and_takes_one_line_items(tmp_path, monkeypatch):
-    assert list(run.ITEMS) == ["usual_way", "efficiency", "tokens"]
+    assert list(run.ITEMS) == ["usual_way", "efficiency", "tokens", "budgets"]
 
     def peak(ctx):  # an item is any run(ctx) -> rows: this is all item 4 needs
         return [figure("peak", "matmul", efficiency.matmul_peak(ctx.device, 64) / 1e9, "GFLOP/s")]
@@ -149,6 +149,25 @@ def test_run_writes_csv_and_markdown_and_takes_one_line_items(tmp_path, monkeypa
         assert text in md
 
 
+def test_budgets_reads_each_sessions_estimate_and_picks_the_largest_timed_spec(tmp_path):
+    import json
+
+    import budgets
+
+    study = tmp_path / "s"
+    study.mkdir()
+    (study / "provenance.json").write_text(json.dumps({"sessions": [
+        {"wall_time_s": 600.0, "estimate_wall_s": 500.0, "wall_over_estimate": 1.2},
+        {"wall_time_s": 4.0, "estimate_wall_s": 700.0, "wall_over_estimate": 0.006},
+        {"wall_time_s": 90.0, "estimate_wall_s": None, "wall_over_estimate": None}]}))
+    rows = budgets.session_ratios(tmp_path)
+    assert [(r["session"], r["ratio"], r["short"]) for r in rows] == [(1, 1.2, False), (2, 0.006, True)]
+    spec, n = budgets.largest_cpu_spec()
+    assert n >= 90
+    if not torch.cuda.is_available():  # a GPU spec cannot be timed on this CPU: not chosen
+        assert spec.parent.name == "ablations"
+
+
 @pytest.mark.slow
 def test_every_item_end_to_end_at_smoke_size(tmp_path):
     """The entry point as the lead runs it, at smoke size: real subprocesses and a real sweep."""
@@ -158,7 +177,7 @@ def test_every_item_end_to_end_at_smoke_size(tmp_path):
     tag = Context(device="cpu").tag
     with open(tmp_path / f"{tag}.csv") as f:
         rows = list(csv.DictReader(f))
-    assert {r["item"] for r in rows} == {"usual_way", "efficiency", "tokens"}
+    assert {r["item"] for r in rows} == {"usual_way", "efficiency", "tokens", "budgets"}
     by_name = {r["name"]: float(r["value"]) for r in rows}
     assert by_name["wall time: usual way / mixerlab sweep"] > 0
     assert 0 <= by_name["mean test accuracy, mixerlab"] <= 100
