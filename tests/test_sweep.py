@@ -212,6 +212,27 @@ def test_two_node_cluster_with_address(tmp_path):
             _kill_session(sid)
 
 
+def test_a_saved_experiment_is_resumed_only_if_it_holds_every_pending_trial():
+    """Tune restores trials it had saved; one it had not comes back with an empty config."""
+    from types import SimpleNamespace as Saved  # the two attributes read of Tune's Trial
+
+    from mixerlab.sweep.runner import _why_not_resume
+
+    pending = [SimpleTrial("a"), SimpleTrial("b")]
+    running = [Saved(status="RUNNING", config={"trial": {"trial_id": t}}) for t in ("a", "b", "c")]
+    assert _why_not_resume(running, pending) == ""
+    assert "lacks 1 of them (e.g. b)" in _why_not_resume(running[:1], pending)
+    assert "lacks 2" in _why_not_resume([Saved(status="PENDING", config={})], pending)
+    ended = [Saved(status=s, config={"trial": {"trial_id": t}}) for s, t in (("TERMINATED", "a"),
+                                                                               ("ERROR", "b"))]
+    assert _why_not_resume(ended, pending) == "all its trials had ended"
+
+
+class SimpleTrial:
+    def __init__(self, trial_id):
+        self.trial_id = trial_id
+
+
 def test_resume_falls_back_when_rays_checkpoint_is_gone(tmp_path):
     """Ray's snapshot may name a checkpoint Tune already deleted (num_to_keep): use another."""
     from mixerlab.checkpoint import save_state

@@ -362,10 +362,10 @@ def _restore(study: Study, trainable, pending: list[Trial], retry_failed: bool):
         saved = tune.ExperimentAnalysis(str(latest)).trials
     except Exception:  # unreadable: Tuner.restore below decides
         saved = []
-    ended = bool(saved) and all(t.status in ("TERMINATED", "ERROR") for t in saved)
-    if ended:
-        # Nothing of that run is left to resume; restoring it would run none of the pending
-        # trials (e.g. one whose record was lost), and every re-run would do the same.
+    why_not = _why_not_resume(saved, pending)
+    if why_not:
+        print(f"not resuming Ray experiment {latest.name}: {why_not}; starting a new run for the "
+              f"{len(pending)} unfinished trial(s)", file=sys.stderr)
         return None
     _recreate_deleted_checkpoints(latest, saved)
     try:
@@ -379,6 +379,24 @@ def _restore(study: Study, trainable, pending: list[Trial], retry_failed: bool):
         return None
     print(f"resuming Ray experiment {latest.name}", file=sys.stderr)
     return tuner
+
+
+def _why_not_resume(saved_trials, pending: list[Trial]) -> str:
+    """Why restoring a saved Ray experiment would not run the pending trials ('' if it would).
+
+    Tune's saved state holds the trials it had created and saved; ``Tuner.restore`` does not
+    hold the param space, so trials it had not saved yet come back with an empty config
+    (a driver killed early, under load). And a run whose trials all ended resumes nothing.
+    Either way a new run of the pending trials is the correct resume: each trial continues
+    from its record (finished) or starts again (its checkpoints belong to the old run).
+    """
+    if saved_trials and all(t.status in ("TERMINATED", "ERROR") for t in saved_trials):
+        return "all its trials had ended"
+    known = {(t.config.get("trial") or {}).get("trial_id") for t in saved_trials}
+    missing = [t.trial_id for t in pending if t.trial_id not in known]
+    if missing:
+        return f"its saved state lacks {len(missing)} of them (e.g. {missing[0]})"
+    return ""
 
 
 def _recreate_deleted_checkpoints(run_dir: Path, saved_trials) -> list[Path]:
