@@ -213,19 +213,22 @@ def test_two_node_cluster_with_address(tmp_path):
 
 
 def test_a_saved_experiment_is_resumed_only_if_it_holds_every_pending_trial():
-    """Tune restores trials it had saved; one it had not comes back with an empty config."""
+    """Tune restores the trials it had saved and creates the rest from its saved search
+    state; without that state such a trial comes back with an empty config."""
     from types import SimpleNamespace as Saved  # the two attributes read of Tune's Trial
 
     from mixerlab.sweep.runner import _why_not_resume
 
     pending = [SimpleTrial("a"), SimpleTrial("b")]
     running = [Saved(status="RUNNING", config={"trial": {"trial_id": t}}) for t in ("a", "b", "c")]
-    assert _why_not_resume(running, pending) == ""
-    assert "lacks 1 of them (e.g. b)" in _why_not_resume(running[:1], pending)
-    assert "lacks 2" in _why_not_resume([Saved(status="PENDING", config={})], pending)
+    assert _why_not_resume(running, pending, search_state_saved=False) == ""
+    # Trials Tune had not created yet come from its saved search state, if it has one.
+    assert _why_not_resume(running[:1], pending, search_state_saved=True) == ""
+    assert "lacks 1 of them (e.g. b)" in _why_not_resume(running[:1], pending, False)
+    assert "lacks 2" in _why_not_resume([Saved(status="PENDING", config={})], pending, False)
     ended = [Saved(status=s, config={"trial": {"trial_id": t}}) for s, t in (("TERMINATED", "a"),
                                                                                ("ERROR", "b"))]
-    assert _why_not_resume(ended, pending) == "all its trials had ended"
+    assert _why_not_resume(ended, pending, True) == "all its trials had ended"
 
 
 class SimpleTrial:

@@ -362,7 +362,7 @@ def _restore(study: Study, trainable, pending: list[Trial], retry_failed: bool):
         saved = tune.ExperimentAnalysis(str(latest)).trials
     except Exception:  # unreadable: Tuner.restore below decides
         saved = []
-    why_not = _why_not_resume(saved, pending)
+    why_not = _why_not_resume(saved, pending, any(latest.glob("basic-variant-state-*.json")))
     if why_not:
         print(f"not resuming Ray experiment {latest.name}: {why_not}; starting a new run for the "
               f"{len(pending)} unfinished trial(s)", file=sys.stderr)
@@ -381,21 +381,24 @@ def _restore(study: Study, trainable, pending: list[Trial], retry_failed: bool):
     return tuner
 
 
-def _why_not_resume(saved_trials, pending: list[Trial]) -> str:
+def _why_not_resume(saved_trials, pending: list[Trial], search_state_saved: bool) -> str:
     """Why restoring a saved Ray experiment would not run the pending trials ('' if it would).
 
-    Tune's saved state holds the trials it had created and saved; ``Tuner.restore`` does not
-    hold the param space, so trials it had not saved yet come back with an empty config
-    (a driver killed early, under load). And a run whose trials all ended resumes nothing.
-    Either way a new run of the pending trials is the correct resume: each trial continues
-    from its record (finished) or starts again (its checkpoints belong to the old run).
+    Tune's saved state holds the trials it had created; the others it creates from its saved
+    search state (``basic-variant-state-*.json``, the grid's remaining variants), since
+    ``Tuner.restore`` does not keep the param space. A driver killed after the first but
+    before the second was written (seen under load) leaves a run whose restore creates a
+    trial with an empty config. And a run whose trials all ended resumes nothing. Either way
+    a new run of the pending trials is the correct resume (finished trials keep their
+    records; the cut ones start again, since their checkpoints belong to the old run).
     """
     if saved_trials and all(t.status in ("TERMINATED", "ERROR") for t in saved_trials):
         return "all its trials had ended"
     known = {(t.config.get("trial") or {}).get("trial_id") for t in saved_trials}
     missing = [t.trial_id for t in pending if t.trial_id not in known]
-    if missing:
-        return f"its saved state lacks {len(missing)} of them (e.g. {missing[0]})"
+    if missing and not search_state_saved:
+        return (f"its saved state lacks {len(missing)} of them (e.g. {missing[0]}) and Tune "
+                "saved no search state to create them from")
     return ""
 
 
