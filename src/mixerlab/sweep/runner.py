@@ -312,6 +312,11 @@ def _run_locked(spec, data, plan, study, spec_path, address, max_concurrent, ret
     finally:
         ray.shutdown()
         trials = study.write_tables(order)
+        finished = set(trials["trial_id"][trials["status"].isin(FINAL)]) if len(trials) else set()
+        if any(t.trial_id not in finished for t in pending):
+            # Interrupted: the estimate covers trials this session did not finish, so their
+            # ratio would say nothing about the estimate.
+            estimate = None
         _write_provenance(study, spec, command, started, time.time() - t0, len(order), trials,
                           locals().get("slots", 0), estimate)
         _close_trackers(trackers, study)
