@@ -341,6 +341,10 @@ def test_killed_driver_rerun_keeps_every_trial_once(point, tmp_path):
 
     again = sweep(spec, "--results", results, log=tmp_path / "again")
     assert again.returncode == 0, again.stderr
+    counts = re.findall(r"trials (\d+)/(\d+) done", again.stderr)
+    # The live line counts the trials finished before the kill (a restored run's callback
+    # would otherwise count from the first start's zero).
+    assert counts and int(counts[0][0]) >= len(before), (counts[:3], len(before))
     trials = assert_complete(study, planned)
     after = record_bytes(study)
     for tid, content in before.items():  # finished trials were not trained again

@@ -45,6 +45,12 @@ class StudyCallback(tune.Callback):
     def __setstate__(self, state):  # a restored driver starts its clock and counters afresh
         self.__dict__.update(state)
         self.reset()
+        # Tune restores the callback pickled when the run first started: its count of trials
+        # done before then is stale. Count what the study holds now.
+        from mixerlab.sweep.study import FINAL
+
+        records = Study(self.study_path).records().values()
+        self.done_before = sum(r.get("status") in FINAL for r in records)
 
     # -- Tune hooks -----------------------------------------------------------------------
     def on_trial_start(self, iteration, trials, trial, **info):
