@@ -140,10 +140,10 @@ def test_pairwise_welch_and_holm():
     assert pairs["p_holm"].tolist() == pytest.approx(holm(pairs["p"]).tolist())
 
 
-def _write_study(path: Path, df: pd.DataFrame) -> Path:
+def _write_study(path: Path, df: pd.DataFrame, name: str = "synth") -> Path:
     path.mkdir(parents=True)
     df.to_parquet(path / "trials.parquet")
-    (path / "spec.yaml").write_text("name: synth\nquestion: Which mixer?\n")
+    (path / "spec.yaml").write_text(f"name: {name}\nquestion: Which mixer?\n")
     return path
 
 
@@ -219,6 +219,19 @@ seeds: 2
         assert f"({name}.png)" in (report / "report.md").read_text()
 
 
+def test_eta_sq_interval_separates_a_real_effect_from_none():
+    from mixerlab.analysis import eta_sq_interval
+
+    rng = np.random.default_rng(1)  # synthetic: a 5-point mixer effect, no patch effect
+    cells = {(v, p): list(base + rng.normal(0, 0.5, 3)) for (v, base), p in
+             itertools.product([("conv", 85.0), ("mlp", 80.0)], [4, 7])}
+    t = eta_sq_interval(synthetic_trials(cells), ["variant", "patch_size"], n_boot=200).set_index("term")
+    assert t.loc["variant", "lo"] > 0.9 > t.loc["patch_size", "hi"]
+    assert ((0 <= t["lo"]) & (t["lo"] <= t["hi"]) & (t["hi"] <= 1)).all()
+    assert t.loc["variant", "eta_sq"] == pytest.approx(
+        anova(synthetic_trials(cells), ["variant", "patch_size"]).set_index("term").loc["variant", "eta_sq"])
+
+
 def test_early_vs_final_rank_correlation_known_answers():
     """Synthetic history: early accuracy ranks the trials exactly as the final one (rho 1), or
     exactly backwards (rho -1); fewer than 3 trials give NaN, not a number."""
@@ -245,7 +258,9 @@ def test_patches_answer_combines_a_study_and_refuses_bad_input(tmp_path):
                           capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stderr
     text = (tmp_path / "answer" / "answer.md").read_text()
-    assert "removing token mixing altogether (identity) costs 15.0 points" in text
+    row = next(line for line in text.splitlines() if line.startswith("| synth |"))
+    assert "| conv | 85.00 | 15.00 | 1.00 |" in row  # best mixer, its accuracy, identity gap, spread
+    assert "not committed: baselines" in text  # a finding without its study is listed as missing
     assert f"- command: `python analysis/patches_answer.py {study} --out" in text  # provenance
     assert f"`{study}/provenance.json`" in text and "commit " in text
     assert (tmp_path / "answer" / "answer.png").stat().st_size > 10_000
@@ -254,6 +269,22 @@ def test_patches_answer_combines_a_study_and_refuses_bad_input(tmp_path):
     assert bad.returncode == 2 and "Traceback" not in bad.stderr
     assert len(bad.stderr.strip().splitlines()) == 1 and "not a folder" in bad.stderr
     assert not (tmp_path / "x").exists()
+
+
+@pytest.mark.parametrize("pool, random, verdict", [(78.0, 76.0, "agrees"), (69.5, 69.0, "disagrees")])
+def test_patches_answer_judges_a_finding_by_its_stated_rule(tmp_path, pool, random, verdict):
+    """The baselines finding on a synthetic study: random and pooling both clearly above the
+    identity control, pooling ahead (MetaFormer's order) agrees; neither above it disagrees."""
+    noise = (-0.3, 0.1, 0.2)  # the same per seed in every arm: seed-paired differences are exact
+    cells = {(v, 4): [base + d for d in noise] for v, base in
+             (("conv", 85.0), ("pool", pool), ("random", random), ("identity", 70.0))}
+    study = _write_study(tmp_path / "baselines", synthetic_trials(cells), name="baselines")
+    done = subprocess.run([sys.executable, ANSWER, study, "--out", tmp_path / "answer"],
+                          capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    findings = pd.read_csv(tmp_path / "answer" / "findings.csv").set_index("studies")
+    assert findings.loc["baselines", "verdict"] == verdict
+    assert f"pool - identity {pool - 70.0:+.1f}" in findings.loc["baselines", "evidence"]
 
 
 QUICK = Path(__file__).resolve().parents[1] / "results" / "quick"

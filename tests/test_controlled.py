@@ -11,6 +11,7 @@ import pandas as pd
 import pytest
 
 from mixerlab.analysis import choose_nuisance, pairwise
+from mixerlab.errors import ConfigError
 from mixerlab.sweep.spec import load_spec
 from mixerlab.sweep.trials import expand
 
@@ -48,6 +49,23 @@ def test_matching_both_ways_labels_every_trial():
     for t in plan.trials:  # within 1% for every mixer, attention included (the fine knob)
         b = t.extra["match_by"]
         assert abs(t.extra[f"match_{b}"] / t.extra[f"match_target_{b}"] - 1) <= 0.01
+
+
+def test_image_size_as_a_factor_holds_the_token_grid_and_sizes_each_trials_data():
+    spec = load_spec(ROOT / "ablations" / "fixed_grid.yaml")
+    plan = expand(spec, (28, 1, 10))
+    assert {t.config.model.image_size // t.config.model.patch_size for t in plan.trials} == {7}
+    for t in plan.trials:  # the data the trial loads or resizes to is the model's input size
+        assert (t.config.data.image_size or 28) == t.config.model.image_size
+    assert {t.config.model.image_size for t in plan.trials} == {7, 14, 28}
+
+
+def test_an_image_size_the_patch_does_not_divide_is_refused_before_anything_runs(tmp_path):
+    spec = tmp_path / "s.yaml"
+    spec.write_text("name: s\nquestion: q\ndataset: {name: synthetic}\n"
+                    "grid: {patch_size: [4], image_size: [16, 30]}\n")
+    with pytest.raises(ConfigError, match=r"image_size': 30.*patch_size: 4 does not divide image_size 30"):
+        expand(load_spec(spec), (28, 1, 10), where=str(spec))
 
 
 @pytest.mark.slow

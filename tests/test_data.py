@@ -18,7 +18,14 @@ import pytest
 import torch
 
 from mixerlab.config import DataConfig
-from mixerlab.data import DeviceLoader, list_datasets, load_dataset, make_loaders, pixel_stats
+from mixerlab.data import (
+    DeviceLoader,
+    list_datasets,
+    load_dataset,
+    make_loaders,
+    pixel_stats,
+    resized,
+)
 from mixerlab.data import idx as idx_source
 from mixerlab.data.split import allocate, split_indices
 from mixerlab.errors import ConfigError, DataNotFoundError
@@ -242,6 +249,23 @@ def test_augment_switch_and_resize(tmp_path, offline):
     assert big.image_size == 56 and big.test_x.shape[1:] == (1, 56, 56)
     assert big.crop_padding == 4 and "resized from 28 to 56" in big.describe()["notes"]
 
+
+
+def test_a_shared_data_set_resized_per_trial_equals_one_loaded_at_that_size(tmp_path, offline):
+    # A sweep loads the data once; a trial whose image_size differs resizes its copy. It must
+    # get exactly what loading at that size gives: pixels, labels, crop padding.
+    make_idx(tmp_path / "d")
+    f = lambda **kw: load_dataset(DataConfig(name="fashion-mnist", data_dir=str(tmp_path / "d"), **kw))  # noqa: E731
+    native = f()
+    for size in (7, 14):
+        shared, direct = resized(native, size), f(image_size=size)
+        assert shared.image_size == size and shared.crop_padding == direct.crop_padding
+        for split in ("train", "val", "test"):
+            assert torch.equal(getattr(shared, f"{split}_x"), getattr(direct, f"{split}_x"))
+            assert torch.equal(getattr(shared, f"{split}_y"), getattr(direct, f"{split}_y"))
+        assert f"resized from 28 to {size} px" in shared.describe()["notes"]
+    assert resized(native, 28) is native
+    assert native.image_size == 28  # the shared copy is never changed in place
 
 # ---- the device pipeline --------------------------------------------------------------------
 

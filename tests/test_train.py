@@ -12,7 +12,7 @@ from torch import nn
 
 from mixerlab.checkpoint import DirCheckpoint
 from mixerlab.config import DataConfig, ModelConfig, TrainConfig, TrialConfig
-from mixerlab.data import load_dataset
+from mixerlab.data import load_dataset, resized
 from mixerlab.models.mixers import registry
 from mixerlab.train import train
 
@@ -45,6 +45,18 @@ def test_record_is_flat_and_complete(synth):
     assert 0 <= rec["test_acc"] <= 100 and rec["infer_images_per_s"] > 0
     assert rec["heads"] is None  # does not apply to the conv mixer
     json.dumps(rec)  # serialisable as is
+
+
+def test_a_trial_asking_for_another_image_size_resizes_the_shared_data(synth):
+    # Sweeps hand every trial the data set loaded once; a trial whose config asks for 16 px
+    # (a grid factor) must train on 14 px images, exactly as if it had been given them.
+    cfg = small()
+    cfg.data = SYNTH.model_copy(update={"image_size": 16})
+    rec = train(cfg, data=synth)
+    same = train(small(), data=resized(synth, 16))
+    assert rec["image_size"] == 16 and synth.image_size == 28
+    assert rec["macs"] == same["macs"] < train(small(), data=synth)["macs"]
+    assert rec["test_acc"] == same["test_acc"] and rec["val_loss"] == same["val_loss"]
 
 
 def test_learns_the_synthetic_task(synth):

@@ -27,7 +27,7 @@ from timm.utils import ModelEmaV3
 
 from mixerlab import measure, provenance
 from mixerlab.config import ModelConfig, TrialConfig
-from mixerlab.data import Dataset, DeviceLoader, load_dataset
+from mixerlab.data import Dataset, DeviceLoader, load_dataset, resized
 from mixerlab.models import create_model, relevant_factors, uses_pos_embed
 from mixerlab.schedule import make_scheduler
 
@@ -81,6 +81,8 @@ def train(cfg: TrialConfig, *, data: Dataset | None = None, on_epoch: OnEpoch | 
     if t.threads and device.type == "cpu":
         torch.set_num_threads(t.threads)
     data = data if data is not None else load_dataset(cfg.data)
+    if cfg.data.image_size and cfg.data.image_size != data.image_size:
+        data = resized(data, cfg.data.image_size)  # a sweep's shared data set, another size asked
     # The data set fixes the input and output shapes the model is built for.
     mcfg = cfg.model.model_copy(update=dict(image_size=data.image_size, in_chans=data.in_chans,
                                             num_classes=data.num_classes))

@@ -26,6 +26,7 @@ from mixerlab.analysis.report import markdown_table, write_report
 from mixerlab.analysis.stats import (
     anova,
     early_vs_final,
+    eta_sq_interval,
     factor_pairs,
     holm,
     paired,
@@ -35,7 +36,7 @@ from mixerlab.analysis.stats import (
 
 __all__ = [
     "aggregate", "anova", "bootstrap_interval", "choose_nuisance", "design_factors",
-    "early_vs_final", "edge_warnings", "factor_effects", "factor_pairs", "factors_varied", "holm",
+    "early_vs_final", "edge_warnings", "eta_sq_interval", "factor_effects", "factor_pairs", "factors_varied", "holm",
     "interaction_table", "isolation_table", "load_history", "load_provenance", "load_spec",
     "load_studies", "load_study", "markdown_table", "nuisance_grid", "paired", "pairwise",
     "pareto_front", "t_interval", "welch", "write_report",

@@ -7,6 +7,7 @@ augmentation setting. A new source therefore gets all of that, tested, for free.
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable
 
 import torch
@@ -51,6 +52,25 @@ def resize(x: torch.Tensor, size: int) -> torch.Tensor:
     return torch.cat(out) if out else x.new_empty((0, x.shape[1], size, size))
 
 
+def _crop_at(crop: int, size: int, native: int) -> int:
+    """The random crop's padding at ``size`` px: the same shift relative to the image."""
+    return max(1, round(crop * size / native)) if crop else 0
+
+
+def resized(data: Dataset, size: int) -> Dataset:
+    """``data`` with every split resized to ``size`` px, its crop padding scaled to match.
+
+    Sweeps load a data set once and hand it to every trial; a trial whose config asks for
+    another ``image_size`` (a grid factor) resizes its copy here, at its start.
+    """
+    if size == data.image_size:
+        return data
+    return dataclasses.replace(
+        data, train_x=resize(data.train_x, size), val_x=resize(data.val_x, size),
+        test_x=resize(data.test_x, size), crop_padding=_crop_at(data.crop_padding, size, data.image_size),
+        notes=[*data.notes, f"resized from {data.image_size} to {size} px at the trial's start"])
+
+
 def load_dataset(cfg: DataConfig) -> Dataset:
     """Read ``cfg.name`` and split it: train / validation (carved from train) / test."""
     if cfg.name not in _SOURCES:
@@ -72,7 +92,7 @@ def load_dataset(cfg: DataConfig) -> Dataset:
     crop, flip = raw.crop_padding, raw.flip
     if size != native:
         notes.append(f"resized from {native} to {size} px at load time")
-        crop = max(1, round(crop * size / native)) if crop else 0  # same shift, relative to size
+        crop = _crop_at(crop, size, native)
     if not (raw.augment_default if cfg.augment is None else cfg.augment):
         crop, flip = 0, False
 

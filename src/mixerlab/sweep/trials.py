@@ -19,7 +19,7 @@ from mixerlab.config import ModelConfig, TrainConfig, TrialConfig, parse
 from mixerlab.errors import ConfigError
 from mixerlab.measure import count_flops, count_params
 from mixerlab.models import canonical, check_model, create_model, relevant_factors
-from mixerlab.sweep.spec import RECIPE_FACTORS, Spec
+from mixerlab.sweep.spec import DATA_FACTORS, RECIPE_FACTORS, Spec
 
 
 @dataclass
@@ -149,11 +149,16 @@ def expand(spec: Spec, data_shape: tuple[int, int, int], where: str = "spec") ->
     shape = dict(image_size=image_size, in_chans=in_chans, num_classes=num_classes)
     base = parse(ModelConfig, {**spec.model, **shape}, f"{where}: model")
     points = _points(spec)
+    data = spec.data_config()
     configs, recipes, seen = [], [], set()
     for point in points:
         recipe = {k: v for k, v in point.items() if k in RECIPE_FACTORS}
-        factors = {k: v for k, v in point.items() if k not in RECIPE_FACTORS}
-        cfg = parse(ModelConfig, {**base.model_dump(), **factors, **shape}, f"{where}: grid point {point}")
+        # A data factor (the input's side) reaches the model as its shape, and the trial's data
+        # config, which makes the trial resize its input.
+        sized = {k: v for k, v in point.items() if k in DATA_FACTORS}
+        factors = {k: v for k, v in point.items() if k not in RECIPE_FACTORS and k not in DATA_FACTORS}
+        cfg = parse(ModelConfig, {**base.model_dump(), **factors, **shape, **sized},
+                    f"{where}: grid point {point}")
         try:
             check_model(cfg)
         except ConfigError as err:
@@ -190,15 +195,15 @@ def expand(spec: Spec, data_shape: tuple[int, int, int], where: str = "spec") ->
                                  "match_channel_mlp_ratio": solved.channel_mlp_ratio})
         configs, recipes, extras = matched, m_recipes, m_extras
     several = spec.match is not None and len(spec.match.by_list) > 1
-    data = spec.data_config()
     settings = nuisance_settings(spec)
     trials = []
     for cfg, recipe, extra in zip(configs, recipes, extras):
         for setting in settings:
             merged = {**recipe, **setting}
             train = parse(TrainConfig, {**spec.train, **merged}, f"{where}: train with {merged}")
+            sized = data if cfg.image_size == image_size else data.model_copy(update={"image_size": cfg.image_size})
             for seed in spec.seed_list:
-                tc = TrialConfig(model=cfg, data=data, train=train, seed=seed)
+                tc = TrialConfig(model=cfg, data=sized, train=train, seed=seed)
                 trials.append(Trial(_trial_id(tc, extra.get("match_by") if several else None), tc, extra))
     return Plan(trials, configs, recipes, collapsed=collapsed, extras=extras, nuisance=settings)
 
@@ -206,11 +211,14 @@ def expand(spec: Spec, data_shape: tuple[int, int, int], where: str = "spec") ->
 def describe_plan(plan: Plan) -> list[dict]:
     """One row per scientific configuration: its factors, parameters and MACs (for --dry-run)."""
     rows = []
+    sizes = len({cfg.image_size for cfg in plan.configs}) > 1
     for cfg, recipe, extra in zip(plan.configs, plan.recipes, plan.extras or [{}] * len(plan.configs)):
         used = relevant_factors(cfg)
         row = {"variant": cfg.label}
         if extra.get("match_by"):
             row["match_by"] = extra["match_by"]
+        if sizes:
+            row["image_size"] = cfg.image_size
         row.update({k: getattr(cfg, k) if k in used else None for k in
                     ("layout", "stem", "patch_size", "kernel_size", "depth", "width", "heads",
                      "mlp_ratio", "channel_mlp_ratio") if k in ModelConfig.model_fields})
