@@ -8,7 +8,9 @@
 2. Every committed study's sessions: the real wall time over the estimate the sweep
    recorded beside it in ``provenance.json`` (``wall_over_estimate``). Goal: within 25%
    (0.75 to 1.25). Sessions shorter than a minute (a resume that found little to do) say
-   little about the estimate and are listed apart.
+   little about the estimate and are listed apart; so are sessions that were stopped and
+   then resumed by the same command (their estimate covered trials they never ran; sweeps
+   now record no estimate for a session that did not finish, older provenance still does).
 """
 
 from __future__ import annotations
@@ -58,13 +60,15 @@ def dry_run_seconds(spec: Path) -> float:
 def session_ratios(results: Path) -> list[dict]:
     rows = []
     for prov in sorted(results.glob("*/provenance.json")):
-        for i, s in enumerate(json.loads(prov.read_text()).get("sessions", [])):
+        sessions = json.loads(prov.read_text()).get("sessions", [])
+        for i, s in enumerate(sessions):
             if s.get("wall_over_estimate") is None:
                 continue  # made before sweeps recorded their estimate, or on a cluster/GPU
+            resumed = i + 1 < len(sessions) and sessions[i + 1].get("command") == s.get("command")
             rows.append({"study": prov.parent.name, "session": i + 1,
                          "wall_s": s["wall_time_s"], "estimate_s": s["estimate_wall_s"],
                          "ratio": s["wall_over_estimate"],
-                         "short": s["wall_time_s"] < SHORT_SESSION_S})
+                         "short": s["wall_time_s"] < SHORT_SESSION_S, "interrupted": resumed})
     return rows
 
 
@@ -80,6 +84,7 @@ def run(ctx) -> list[dict]:
     lo, hi = GOAL_RATIO
     for r in session_ratios(results):
         judged = ("too short to judge" if r["short"] else
+                  "stopped and resumed: not a check of the estimate" if r["interrupted"] else
                   f"goal {lo}-{hi}: {'met' if lo <= r['ratio'] <= hi else 'missed'}")
         out.append(figure("budgets", f"{r['study']} session {r['session']} wall / estimate",
                           r["ratio"], "ratio",

@@ -156,12 +156,16 @@ def test_budgets_reads_each_sessions_estimate_and_picks_the_largest_timed_spec(t
 
     study = tmp_path / "s"
     study.mkdir()
+    run, extend = "mixerlab sweep s.yaml", "mixerlab sweep s.yaml --extend"
     (study / "provenance.json").write_text(json.dumps({"sessions": [
-        {"wall_time_s": 600.0, "estimate_wall_s": 500.0, "wall_over_estimate": 1.2},
-        {"wall_time_s": 4.0, "estimate_wall_s": 700.0, "wall_over_estimate": 0.006},
-        {"wall_time_s": 90.0, "estimate_wall_s": None, "wall_over_estimate": None}]}))
+        {"command": run, "wall_time_s": 500.0, "estimate_wall_s": 900.0, "wall_over_estimate": 0.56},
+        {"command": run, "wall_time_s": 600.0, "estimate_wall_s": 500.0, "wall_over_estimate": 1.2},
+        {"command": extend, "wall_time_s": 4.0, "estimate_wall_s": 700.0, "wall_over_estimate": 0.006},
+        {"command": extend, "wall_time_s": 90.0, "estimate_wall_s": None, "wall_over_estimate": None}]}))
     rows = budgets.session_ratios(tmp_path)
-    assert [(r["session"], r["ratio"], r["short"]) for r in rows] == [(1, 1.2, False), (2, 0.006, True)]
+    # Session 1 was resumed by the same command: stopped early, its estimate covered more.
+    assert [(r["session"], r["ratio"], r["short"], r["interrupted"]) for r in rows] == [
+        (1, 0.56, False, True), (2, 1.2, False, False), (3, 0.006, True, True)]
     spec, n = budgets.largest_cpu_spec()
     assert n >= 90
     if not torch.cuda.is_available():  # a GPU spec cannot be timed on this CPU: not chosen

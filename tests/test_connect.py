@@ -16,7 +16,6 @@ from __future__ import annotations
 import os
 import re
 import shutil
-import signal
 import socket
 import subprocess
 import sys
@@ -26,6 +25,7 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
+from processes import kill_session, session_pids
 
 RAY = Path(sys.executable).with_name("ray")
 SPEC = """\
@@ -50,31 +50,6 @@ def _snapshot(root: Path) -> dict[str, int]:
     return {str(p.relative_to(root)): p.stat().st_size for p in root.rglob("*")}
 
 
-def _session_pids(sid: int) -> list[int]:
-    pids = []
-    for d in os.listdir("/proc"):
-        try:
-            text = Path(f"/proc/{d}/stat").read_text() if d.isdigit() else ""
-        except OSError:
-            continue
-        fields = text[text.rindex(")") + 2:].split() if text else []
-        if fields and int(fields[3]) == sid and fields[0] != "Z" and int(d) != os.getpid():
-            pids.append(int(d))
-    return pids
-
-
-def _kill_session(sid: int) -> None:
-    """SIGKILL the processes of a session this test started (and only those)."""
-    deadline = time.monotonic() + 30
-    while (pids := _session_pids(sid)) and time.monotonic() < deadline:
-        for pid in pids:
-            try:
-                os.kill(pid, signal.SIGKILL)
-            except OSError:
-                pass
-        time.sleep(0.2)
-
-
 def _env(home: Path, **extra) -> dict:
     """This machine's environment without any RAY_ setting, HOME moved to ``home``."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("RAY_")}
@@ -90,7 +65,7 @@ def sweep(spec: Path, *args, env: dict, timeout: float = 240) -> tuple[subproces
     try:
         out, err = proc.communicate(timeout=timeout)
     finally:
-        _kill_session(proc.pid)  # whatever Ray it left behind
+        kill_session(proc.pid)  # whatever Ray it left behind
     return subprocess.CompletedProcess(proc.args, proc.returncode, out, err), time.monotonic() - t0
 
 
@@ -163,13 +138,13 @@ def head():
         out = proc.communicate(timeout=120)[0]
         assert proc.returncode == 0, out
         assert "Token authentication is enabled" in out, out
-        raylet = [p for p in _session_pids(proc.pid) if "/raylet " in
+        raylet = [p for p in session_pids(proc.pid) if "/raylet " in
                   Path(f"/proc/{p}/cmdline").read_bytes().replace(b"\0", b" ").decode()]
         node_id = re.search(rb"--node_id=([0-9a-f]+)",
                             Path(f"/proc/{raylet[0]}/cmdline").read_bytes()).group(1).decode()
         yield dict(address=f"127.0.0.1:{port}", home=home, base=base, node_id=node_id)
     finally:
-        _kill_session(proc.pid)
+        kill_session(proc.pid)
         shutil.rmtree(base, ignore_errors=True)
 
 

@@ -38,6 +38,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 from conftest import alive_nodes
+from processes import cmdline, kill_session, session_pids
 
 FASHION = Path("/usr/share/datasets/fashion-mnist/train-images-idx3-ubyte.gz")
 needs_fashion = pytest.mark.skipif(
@@ -85,50 +86,6 @@ def planned_ids(spec: Path, env: dict | None = None) -> list[str]:
 
 # -- processes ----------------------------------------------------------------------------
 _SESSIONS: list[int] = []  # sessions started by the running test; ended after it
-
-
-def _stat(pid: int) -> tuple[str, int] | None:
-    """(state, session id) of a process, or None if it is gone."""
-    try:
-        text = Path(f"/proc/{pid}/stat").read_text()
-    except OSError:
-        return None
-    fields = text[text.rindex(")") + 2:].split()  # after "pid (comm) "
-    return fields[0], int(fields[3])
-
-
-def session_pids(sid: int) -> list[int]:
-    """Live (non-zombie) processes of session ``sid``: a sweep and every Ray process it started."""
-    pids = []
-    for d in os.listdir("/proc"):
-        if d.isdigit() and int(d) != os.getpid():
-            st = _stat(int(d))
-            if st and st[1] == sid and st[0] != "Z":
-                pids.append(int(d))
-    return pids
-
-
-def cmdline(pid: int) -> str:
-    try:
-        return Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
-    except OSError:
-        return ""
-
-
-def kill_session(sid: int, timeout: float = 30) -> None:
-    """SIGKILL every process of a session we started, and wait until they are gone."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        pids = session_pids(sid)
-        if not pids:
-            return
-        for pid in pids:
-            try:
-                os.kill(pid, signal.SIGKILL)
-            except ProcessLookupError:
-                pass
-        time.sleep(0.2)
-    raise AssertionError(f"processes of session {sid} survived SIGKILL: {session_pids(sid)}")
 
 
 @pytest.fixture(autouse=True)

@@ -206,10 +206,10 @@ def test_two_node_cluster_with_address(tmp_path):
         assert trials["ray_node_id"].nunique() == 2, trials[["ray_node_id", "trial_time_s"]]
     finally:
         # This test's nodes only: `ray stop --force` would stop every Ray on the machine.
-        from test_connect import _kill_session
+        from processes import kill_session
 
         for sid in sessions:
-            _kill_session(sid)
+            kill_session(sid)
 
 
 def test_a_saved_experiment_is_resumed_only_if_it_holds_every_pending_trial():
