@@ -22,6 +22,7 @@ import time
 import traceback
 from pathlib import Path
 
+import attention_kernels
 import budgets
 import efficiency
 import tokens
@@ -37,6 +38,7 @@ from mixerlab.train import pick_device
 ITEMS = {
     "usual_way": usual_way.run,  # 1. quick.yaml's trials the usual way vs `mixerlab sweep`
     "efficiency": efficiency.run,  # 2. training FLOP/s / peak matmul per mixer; profile the worst
+    "attention_kernels": attention_kernels.run,  # 2. the worst one's kernel: plain vs fused by N
     "tokens": tokens.run,  # 3. step time against tokens, with O(N^2) / O(N) fits
     "budgets": budgets.run,  # 4. the dry run's own time, and its estimates against real studies
 }
