@@ -32,7 +32,7 @@ def synthetic_trials(values: dict, status=None) -> pd.DataFrame:
     for (variant, patch), accs in values.items():
         for seed, acc in enumerate(accs):
             rows.append({"trial_id": f"{variant}{patch}{seed}", "status": "ok", "variant": variant,
-                         "patch_size": patch, "seed": seed, "test_acc": acc, "params": 1000 * patch,
+                         "patch_size": patch, "seed": seed, "test_acc": acc, "params": 1000 * (patch or 1),
                          "macs": 10, "error": ""})
     df = pd.DataFrame(rows)
     for tid, st in (status or {}).items():
@@ -217,6 +217,18 @@ seeds: 2
                  "tradeoff_train_time_s", "effects", "interaction", "learning_curves"):
         assert (report / f"{name}.png").stat().st_size > 10_000, name
         assert f"({name}.png)" in (report / "report.md").read_text()
+
+
+def test_report_renders_a_study_mixing_reference_architectures_and_variants(tmp_path):
+    """A reference architecture has no patch size of mixerlab's (NaN): the effects and
+    interaction figures leave it out of that factor, the comparisons still include it."""
+    cells = {("conv", 2): [88.0, 88.5, 89.0], ("attention", 4): [80.0, 80.2, 80.9],
+             ("resnet18", None): [89.0, 89.1, 89.6]}
+    study = _write_study(tmp_path / "refs", synthetic_trials(cells))
+    path, verdict = write_report([study])
+    text = Path(path).read_text()
+    assert "| resnet18 |" in text and (Path(path).parent / "effects.png").stat().st_size > 10_000
+    assert "resnet18 leads conv" in verdict
 
 
 def test_eta_sq_interval_separates_a_real_effect_from_none():

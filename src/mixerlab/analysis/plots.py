@@ -107,8 +107,10 @@ def effects(df: pd.DataFrame, factors, metric: str = "test_acc") -> plt.Figure:
                              sharey=True, squeeze=False)
     ok = df[df["status"] == "ok"]
     for ax, f in zip(axes[0], factors):
-        agg = aggregate(ok, by=[f], metrics=(metric,)).sort_values(f)
-        xs = agg[f].astype(str)
+        # Levels only: trials the factor does not apply to (NaN: a reference architecture's
+        # patch size) are not a level of it.
+        agg = aggregate(ok[ok[f].notna()], by=[f], metrics=(metric,)).sort_values(f)
+        xs = agg[f].map(lambda v: f"{v:g}" if isinstance(v, float) else str(v))
         colors = [palette(df["variant"].dropna()).get(v, "0.3") for v in xs] if f == "variant" else "0.25"
         ax.errorbar(xs, agg[f"{metric}_mean"],
                     yerr=[agg[f"{metric}_mean"] - agg[f"{metric}_lo"], agg[f"{metric}_hi"] - agg[f"{metric}_mean"]],
@@ -123,7 +125,9 @@ def effects(df: pd.DataFrame, factors, metric: str = "test_acc") -> plt.Figure:
 
 
 def interaction(df: pd.DataFrame, metric: str = "test_acc") -> plt.Figure:
-    """Variant x patch size: lines with CIs (left) and a heat map of means (right)."""
+    """Variant x patch size: lines with CIs (left) and a heat map of means (right). Reference
+    architectures (no ``patch_size`` of mixerlab's) are left out."""
+    df = df[df["patch_size"].notna()]
     agg = aggregate(df, by=["variant", "patch_size"], metrics=(metric,))
     colors = palette(df["variant"].dropna())
     fig, (ax, hx) = plt.subplots(1, 2, figsize=(11.5, 4.2), gridspec_kw={"width_ratios": [1.2, 1]})

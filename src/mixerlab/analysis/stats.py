@@ -202,7 +202,10 @@ def factor_pairs(df: pd.DataFrame, factors, metric: str = "test_acc", alpha: flo
         if f not in d.columns or d[f].nunique() < 2:
             continue
         others = [g for g in factors if g != f and g in d.columns]
-        at = (d[others].astype(str).radd([f"{g}=" for g in others]).agg(", ".join, axis=1)
+        # A factor that does not apply (NaN: kernel_size of attention, every factor of a
+        # reference architecture) reads "n/a", so such arms still get a stratum of their own.
+        at = (d[others].map(lambda v: "n/a" if pd.isna(v) else str(v)).radd([f"{g}=" for g in others])
+              .agg(", ".join, axis=1)
               if others else pd.Series("all", index=d.index))
         pairs = pairwise(d.assign(at=at.values), group=f, within="at", metric=metric, alpha=alpha)
         if not len(pairs):
