@@ -398,14 +398,20 @@ def overview_figure(frames: list[pd.DataFrame]) -> plt.Figure:
 
 
 MARKERS = {1: "*", 2: "s", 4: "o", 7: "^"}
+PANEL_TITLES = {"mixer_patch": "mixer x patch at equal capacity", "pixels": "patch size at 28 px, two stems",
+                "fixed_grid": "a 7x7 grid from 7, 14, 28 px images", "layout": "isotropic vs pyramid"}
 
 
 def macs_figure(panels: list[pd.DataFrame]) -> plt.Figure:
     """Accuracy against MACs: one point per arm (mean, 95% CI over seeds); colour the mixer,
     shape the patch size, hollow for the pyramid layout or the conv stem."""
-    fig, axes = plt.subplots(1, len(panels), figsize=(5.2 * len(panels) + 1, 4.6), squeeze=False)
+    cols = 2 if len(panels) > 2 else len(panels)
+    rows = -(-len(panels) // cols)
+    fig, axes = plt.subplots(rows, cols, figsize=(6.2 * cols + 1.5, 4.4 * rows), squeeze=False)
+    for ax in axes.flat[len(panels):]:
+        ax.set_visible(False)
     colors = palette(pd.concat(panels)["variant"].dropna())
-    for ax, df in zip(axes[0], panels):
+    for ax, df in zip(axes.flat, panels):
         by = [c for c in ("variant", "patch_size", "layout", "stem", "image_size") if c in df.columns]
         agg = aggregate(df, by=by)
         for r in agg.itertuples():
@@ -418,7 +424,8 @@ def macs_figure(panels: list[pd.DataFrame]) -> plt.Figure:
         ax.set_xscale("log")
         ax.set_xlabel("MACs per image (log)")
         ax.set_ylabel("test accuracy (%)")
-        ax.set_title(df["study"].iloc[0], fontsize=10)
+        name = df["study"].iloc[0]
+        ax.set_title(f"{name}: {PANEL_TITLES.get(name.split(' ')[0], '')}", fontsize=10)
         ax.grid(alpha=0.3)
     handles = [plt.Line2D([], [], color=c, marker="o", ls="", label=v) for v, c in colors.items()]
     handles += [plt.Line2D([], [], color="grey", marker=m, ls="", label=f"patch {p}") for p, m in MARKERS.items()]
