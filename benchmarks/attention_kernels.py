@@ -6,8 +6,8 @@ same function written as three batched matmuls (``plain_attention``) has no bloc
 overhead on small grids. This item times a training step of the attention model with each
 kernel at several token counts (28 px at patch 7, 4, 2 and larger inputs at patch 4), both
 orders alternated twice, and reports plain / fused images per second: above 1 where the
-plain form is faster. ``models/mixers/attention.py`` takes the plain form on CPU up to
-``CPU_MATH_MAX_TOKENS`` tokens; the figures say whether that crossover holds on this machine.
+plain form is faster. The mixer uses the fused kernel unless told otherwise
+(``Attention.kernel``): a switch needs this ratio clearly above 1 on the machine at hand.
 
     python benchmarks/attention_kernels.py [--quick] [--device auto]
 """
@@ -20,7 +20,7 @@ from figures import Context, figure, standalone
 from mixerlab.config import ModelConfig, TrainConfig
 from mixerlab.measure import benchmark_training
 from mixerlab.models import create_model
-from mixerlab.models.mixers.attention import CPU_MATH_MAX_TOKENS, Attention
+from mixerlab.models.mixers.attention import Attention
 
 ITEM = "attention_kernels"
 # (image size, patch size): 16, 49, 64, 100, 144 and 196 tokens.
@@ -55,11 +55,9 @@ def run(ctx: Context) -> list[dict]:
             for kernel in order:
                 rates[kernel].append(rate(model, cfg, kernel, ctx.device, ctx.quick))
         plain, fused = (sum(rates[k]) / len(rates[k]) for k in ("plain", "fused"))
-        chosen = "plain" if torch.device(ctx.device).type == "cpu" and n <= CPU_MATH_MAX_TOKENS else "fused"
         rows.append(figure(ITEM, f"N={n} ({size} px, p{patch}): plain / fused attention", plain / fused,
                            "x", f"training images/s {plain:.0f} vs {fused:.0f}; depth {cfg.depth}, width "
-                           f"{cfg.width}, batch {4 if ctx.quick else BATCH}, {threads} threads; "
-                           f"the mixer uses {chosen} here"))
+                           f"{cfg.width}, batch {4 if ctx.quick else BATCH}, {threads} threads"))
     return rows
 
 
