@@ -124,7 +124,7 @@ def test_attribution_multiplies_synthetic_factors():
 
 
 def test_run_writes_csv_and_markdown_and_takes_one_line_items(tmp_path, monkeypatch):
-    assert list(run.ITEMS) == ["usual_way", "efficiency", "tokens", "budgets"]
+    assert list(run.ITEMS) == ["usual_way", "efficiency", "attention_kernels", "tokens", "budgets"]
 
     def peak(ctx):  # an item is any run(ctx) -> rows: this is all item 4 needs
         return [figure("peak", "matmul", efficiency.matmul_peak(ctx.device, 64) / 1e9, "GFLOP/s")]
@@ -181,7 +181,7 @@ def test_every_item_end_to_end_at_smoke_size(tmp_path):
     tag = Context(device="cpu").tag
     with open(tmp_path / f"{tag}.csv") as f:
         rows = list(csv.DictReader(f))
-    assert {r["item"] for r in rows} == {"usual_way", "efficiency", "tokens", "budgets"}
+    assert {r["item"] for r in rows} == {"usual_way", "efficiency", "attention_kernels", "tokens", "budgets"}
     by_name = {r["name"]: float(r["value"]) for r in rows}
     assert by_name["wall time: usual way / mixerlab sweep"] > 0
     assert 0 <= by_name["mean test accuracy, mixerlab"] <= 100
