@@ -88,6 +88,12 @@ def gap(df: pd.DataFrame, a: dict, b: dict) -> dict:
     return paired(sa, sb)
 
 
+def gaps(df: pd.DataFrame, pairs: dict) -> tuple[dict, dict]:
+    """``gap`` for every named (a, b) pair, and their Holm-corrected p-values by name."""
+    g = {name: gap(df, a, b) for name, (a, b) in pairs.items()}
+    return g, dict(zip(g, holm([d["p"] for d in g.values()])))
+
+
 def pts(d: dict, p: float | None = None) -> str:
     """'+1.3 points (95% CI 0.4 to 2.1)' from a ``gap`` result."""
     if not np.isfinite(d["diff"]):
@@ -154,8 +160,7 @@ def mixer_or_patch(s: dict) -> dict:
 @finding("What does any token mixing buy? Identity, random and pooling against conv", "baselines")
 def baselines(s: dict) -> dict:
     df = next(iter(s["baselines"].values()))
-    g = {m: gap(df, {"variant": m}, {"variant": "identity"}) for m in ("conv", "pool", "random")}
-    ph = dict(zip(g, holm([g[m]["p"] for m in g])))
+    g, ph = gaps(df, {m: ({"variant": m}, {"variant": "identity"}) for m in ("conv", "pool", "random")})
     ev = "; ".join(f"{m} - identity {pts(g[m], ph[m])}" for m in g)
     ev += (f" (identity {mean(df, variant='identity'):.1f}%, random {mean(df, variant='random'):.1f}, "
            f"pooling {mean(df, variant='pool'):.1f}, conv {mean(df, variant='conv'):.1f})")
@@ -175,8 +180,8 @@ def baselines(s: dict) -> dict:
 def layout(s: dict) -> dict:
     df = next(iter(s["layout"].values()))
     mixers = sorted(df["variant"].unique())
-    g = {m: gap(df, {"variant": m, "layout": "pyramid"}, {"variant": m, "layout": "isotropic"}) for m in mixers}
-    ph = dict(zip(g, holm([g[m]["p"] for m in g])))
+    g, ph = gaps(df, {m: ({"variant": m, "layout": "pyramid"}, {"variant": m, "layout": "isotropic"})
+                      for m in mixers})
     ev = "; ".join(f"{m} pyramid - isotropic {pts(g[m], ph[m])}" for m in mixers)
     real = [m for m in mixers if m != "identity"]
     best = {lay: max(mean(df, variant=m, layout=lay) for m in real) for lay in ("isotropic", "pyramid")}
@@ -273,9 +278,8 @@ def fixed_grid(s: dict) -> dict:
     df = next(iter(s["fixed_grid"].values()))
     rows, diffs = [], []
     lo_p, hi_p = int(df["patch_size"].min()), int(df["patch_size"].max())
-    g = {m: gap(df, {"variant": m, "patch_size": hi_p}, {"variant": m, "patch_size": lo_p})
-         for m in sorted(df["variant"].unique())}
-    ph = dict(zip(g, holm([g[m]["p"] for m in g])))
+    g, ph = gaps(df, {m: ({"variant": m, "patch_size": hi_p}, {"variant": m, "patch_size": lo_p})
+                      for m in sorted(df["variant"].unique())})
     for m in g:
         size = lambda p: int(df.loc[df["patch_size"] == p, "image_size"].iloc[0])  # noqa: E731
         rows.append(f"{m}: p{hi_p} at {size(hi_p)} px - p{lo_p} at {size(lo_p)} px {pts(g[m], ph[m])}")
@@ -311,8 +315,7 @@ def references(s: dict) -> dict:
     ev += f"; timm's order {' > '.join(ref_rank)}, mixerlab's order of the same mixers " + \
           " > ".join(REFERENCE_PAIRS[r] for r in own_rank)
     others = [r for r in (*refs, "resnet18") if r != cm and r in means]
-    g = {r: gap(df, {"variant": cm}, {"variant": r}) for r in others}
-    ph = dict(zip(g, holm([g[r]["p"] for r in g])))
+    g, ph = gaps(df, {r: ({"variant": cm}, {"variant": r}) for r in others})
     ev += "; " + "; ".join(f"ConvMixer - {r} {pts(g[r], ph[r])}" for r in others)
     if "resnet18" in means:
         params = aggregate(df, by=["variant"], metrics=("params",)).set_index("variant")["params_mean"]
