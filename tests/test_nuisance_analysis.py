@@ -264,6 +264,12 @@ def test_each_matching_is_reported_separately(tmp_path):
     assert "| variant |" in effects and "| width |" not in effects
     assert "| conv (width 96, matched by params) | lr=0.005 |" in text  # arms name their matching
     assert "| attention | 64 | 0.005 | 4,000 | 76.00 |" in section  # Pareto: lr not rounded
+    # "What was run" lists the solved widths apart from the factors, numbers in numeric order.
+    run = text.split("## What was run")[1].split("\n## ")[0]
+    assert "- Factors varied: variant (attention, conv, identity), match_by (macs, params)" in run
+    assert "- Solved by capacity matching, per variant (not factors of the design): width " \
+           "(64, 72, 96, 104, 128, 136)" in run
+    assert "sweep efficiency n/a" in run  # the synthetic provenance has no sessions
 
 
 def test_layout_study_compares_each_mixer_across_layouts_and_names_the_confounded_patch(tmp_path):

@@ -83,26 +83,26 @@ def verdict(df: pd.DataFrame, effects: pd.DataFrame, pairs: pd.DataFrame, factor
                    "there are not enough replicates for an analysis of variance; no effect can be "
                    "claimed. Run more seeds.")
         return out
-    parts = [f"{_term(t)} explains {share[t]:.0%} of the variance in test accuracy (partial eta^2 "
+    parts = [f"{_term(t)} explains {_share(share[t])} of the variance in test accuracy (partial eta^2 "
              f"{partial[t]:.2f}, p={pvals[t]:.2g})" for t in share if t != "Residual"]
-    out.append("Across the trials, " + "; ".join(parts) + f"; {share.get('Residual', 0):.0%} is "
+    out.append("Across the trials, " + "; ".join(parts) + f"; {_share(share.get('Residual', 0))} is "
                "left to seeds and noise.")
     stratum = _stratum(factors)
     if stratum in share and "variant" in share:
         bigger = _term(stratum) if share[stratum] > share["variant"] else "the token mixer"
         out.append(f"So on this evidence {bigger} matters more for accuracy "
-                   f"({share[stratum]:.0%} for {_term(stratum)} vs {share['variant']:.0%} for the mixer).")
+                   f"({_share(share[stratum])} for {_term(stratum)} vs {_share(share['variant'])} for the mixer).")
     mixing = df[~df["variant"].isin(CONTROLS)] if "variant" in df else df
     if "variant" in share and mixing["variant"].nunique() >= 2 and len(mixing) < len(df):
         # The identity control can carry most of the mixer's share on its own; the paper's
         # question is also whether the *kind* of token mixing matters once there is some.
         sub = anova(mixing, factors).set_index("term")
         if "variant" in sub.index:
-            others = ", ".join(f"{_term(t)} {sub.loc[t, 'eta_sq']:.0%}" for t in sub.index
+            others = ", ".join(f"{_term(t)} {_share(sub.loc[t, 'eta_sq'])}" for t in sub.index
                                if t not in ("variant", "Residual"))
             out.append(f"Without the {'/'.join(sorted(set(df['variant']) & CONTROLS))} control, among "
                        f"the mixers that do mix tokens ({', '.join(sorted(mixing['variant'].unique()))}), "
-                       f"the choice of mixer explains {sub.loc['variant', 'eta_sq']:.0%} of the variance "
+                       f"the choice of mixer explains {_share(sub.loc['variant', 'eta_sq'])} of the variance "
                        f"(p={sub.loc['variant', 'p']:.2g})" + (f"; {others}" if others else "") + ".")
     if len(pairs):
         ok = df[df["status"] == "ok"]
@@ -145,6 +145,39 @@ STRATA = ("layout", "patch_size")
 def _stratum(factors) -> str | None:
     """The factor the mixers are compared within: the first of STRATA that is a design factor."""
     return next((f for f in STRATA if f in factors), None)
+
+
+# Model fields `match` solves for each variant: they vary in the table, but as a consequence of
+# the variant, not as a factor the study chose.
+SOLVED = ("width", "channel_mlp_ratio")
+
+
+def _share(x: float) -> str:
+    """A variance share as a whole percentage that never rounds a real effect to 0% or 100%."""
+    if 0 < x < 0.005:
+        return "<1%"
+    if 0.995 <= x < 1:
+        return ">99%"
+    return f"{x:.0%}"
+
+
+def _levels(values: pd.Series) -> str:
+    """A factor's levels in their natural order (numbers by value: 40 before 109)."""
+    levels = list(values.dropna().unique())
+    try:
+        levels.sort()
+    except TypeError:
+        levels.sort(key=str)
+    return ", ".join(f"{v:g}" if isinstance(v, float) else str(v) for v in levels)
+
+
+def _efficiency(prov: dict) -> str:
+    """Sweep efficiency, or why there is none: it is defined for one uninterrupted session."""
+    eff = prov.get("sweep_efficiency")
+    if eff is not None:
+        return str(eff)
+    n = len(prov.get("sessions", []))
+    return f"n/a ({n} sessions: resumed or extended)" if n > 1 else "n/a"
 
 
 def _keys(df: pd.DataFrame, exclude=()) -> list[str]:
@@ -399,7 +432,11 @@ def write_report(study_paths, out_dir=None) -> tuple[Path, str]:
         for by, ss in says_by:
             lines += [f"### Matched by {by}", "", *[f"- {s}" for s in ss], ""]
     lines += ["## What was run", ""]
-    lines += ["- Factors varied: " + (", ".join(f"{f} ({', '.join(map(str, sorted(df[f].dropna().unique(), key=str)))})" for f in keys))]
+    solved = [f for f in keys if f in SOLVED and "match_by" in df]
+    lines += ["- Factors varied: " + ", ".join(f"{f} ({_levels(df[f])})" for f in keys if f not in solved)]
+    if solved:
+        lines += ["- Solved by capacity matching, per variant (not factors of the design): "
+                  + ", ".join(f"{f} ({_levels(df[f])})" for f in solved)]
     if nuisance:
         lines += ["- Nuisance factors, tuned per arm: " + ", ".join(
             f"{k} ({', '.join(map(str, v))})" for k, v in nuisance_grid(df, nuisance, grid).items())]
@@ -407,7 +444,7 @@ def write_report(study_paths, out_dir=None) -> tuple[Path, str]:
               f"up to {n_seeds} seed(s) per configuration",
               f"- Data: {data or {}}", f"- Recipe overrides: {train or {}}; base model: {spec.get('model', {})}",
               f"- Command: `{prov.get('command', '?')}`; wall time {prov.get('wall_time_s', '?')} s; "
-              f"sweep efficiency {prov.get('sweep_efficiency', 'n/a')}",
+              f"sweep efficiency {_efficiency(prov)}",
               f"- Hardware: {prov.get('hardware', {}).get('cpu', '?')} ({prov.get('hardware', {}).get('cpu_count', '?')} cores), "
               f"GPUs: {prov.get('hardware', {}).get('gpus') or 'none'}",
               "- Versions: " + ", ".join(f"{k.replace('_version', '')} {v}" for k, v in prov.get("versions", {}).items()), ""]

@@ -37,13 +37,28 @@ def run(args) -> int:
     if args.json:
         print(json.dumps({**record, "stages": stages} if stages else record, indent=2, default=str))
         return 0
-    width = max(len(k) for k in record)
-    for k, v in record.items():
+    shown = _readable(record, pyramid=len(stages) > 1)
+    width = max(len(k) for k in shown)
+    for k, v in shown.items():
         print(f"{k:<{width}}  {_fmt(v)}")
     if stages:
         print()
         print(_table(stages))
     return 0
+
+
+def _readable(record: dict, pyramid: bool) -> dict:
+    """The text form's labels. `model: isotropic` is the config value that names mixerlab's own
+    skeleton, which also builds the pyramid layout: printed bare above `layout pyramid` it reads
+    as a contradiction. In a pyramid, tokens and grid are the stem's (the first stage's)."""
+    out = {}
+    for k, v in record.items():
+        if k == "model" and v == "isotropic":
+            v = "mixerlab skeleton (--model isotropic)"
+        if pyramid and k in ("tokens", "grid"):
+            k = f"stem {k}"
+        out[k] = v
+    return out
 
 
 def _fmt(v) -> str:
