@@ -20,6 +20,8 @@ from mixerlab.analysis import (
     welch,
     write_report,
 )
+from mixerlab.analysis.aggregate import levels
+from mixerlab.analysis.nuisance import nuisance_grid
 from mixerlab.analysis.plots import isolation
 
 LRS = (0.002, 0.005, 0.01)
@@ -128,6 +130,15 @@ def test_edge_warnings_up_and_down_and_none_inside_the_range():
     wider = edge_warnings(choices, {"lr": ["1e-3", 0.002, 0.005, 0.01, 0.02]})
     assert wider == []
     assert edge_warnings(choices, {"schedule": ["cosine", "constant"]}) == []
+
+
+def test_levels_and_the_nuisance_grid_are_in_numeric_order():
+    # As text, 1e-05 sorts after 0.1 and 109 before 40.
+    df = pd.DataFrame({"lr": [0.1, 1e-05, 0.002, 0.1, None], "width": [109, 40, 64, 40, 64]})
+    assert nuisance_grid(df, ["lr"]) == {"lr": [1e-05, 0.002, 0.1]}
+    assert levels(df["width"]) == [40, 64, 109]
+    assert levels(pd.Series(["pool", 3, "conv"])) == [3, "conv", "pool"]  # mixed: by text
+    assert nuisance_grid(df, ["lr"], {"lr": [0.1, 0.002]}) == {"lr": [0.1, 0.002]}  # the spec's own order
 
 
 def test_isolation_table_one_row_per_arm_and_setting():
@@ -290,5 +301,6 @@ def test_layout_study_compares_each_mixer_across_layouts_and_names_the_confounde
     assert "Layout within each mixer" in text
     for v in ("conv", "identity"):
         assert f"For {v}, the pyramid layout is +3.0" in verdict
-    assert "Patch size is not a separate factor in this design: it follows from" in verdict
+    assert "Patch size is not a separate factor in this design: it follows from the layout, so its " \
+           "effect is counted in that." in verdict
     assert "In the pyramid layout, conv leads identity" in verdict

@@ -26,6 +26,16 @@ def factors_varied(df: pd.DataFrame) -> list[str]:
     return [f for f in FACTORS if f in df.columns and df[f].dropna().nunique() > 1]
 
 
+def levels(values) -> list:
+    """The distinct values of a factor in their natural order: numbers by value (0.002 before
+    0.01, 40 before 109), anything else by its text."""
+    out = list(pd.Series(values).dropna().unique())
+    try:
+        return sorted(out)
+    except TypeError:
+        return sorted(out, key=str)
+
+
 def design_factors(df: pd.DataFrame, factors) -> list[str]:
     """``factors`` without those fully determined by the ones before them.
 

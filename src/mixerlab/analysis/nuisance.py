@@ -25,7 +25,7 @@ import numbers
 import numpy as np
 import pandas as pd
 
-from mixerlab.analysis.aggregate import aggregate, factors_varied
+from mixerlab.analysis.aggregate import aggregate, factors_varied, levels
 
 # Short names for the arm labels in tables and warnings ("conv (patch 4)").
 SHORT = {"patch_size": "patch", "kernel_size": "kernel", "match_by": "matched by"}
@@ -132,7 +132,7 @@ def choose_nuisance(df: pd.DataFrame, nuisance, scientific=None, metric: str = "
 def nuisance_grid(df: pd.DataFrame, nuisance, spec_values: dict | None = None) -> dict:
     """The values tried per nuisance factor: the spec's lists when given, else those present."""
     spec_values = spec_values or {}
-    return {k: list(spec_values[k]) if k in spec_values else sorted(df[k].dropna().unique().tolist(), key=str)
+    return {k: list(spec_values[k]) if k in spec_values else levels(df[k])
             for k in nuisance}
 
 

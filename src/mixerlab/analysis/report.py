@@ -8,7 +8,7 @@ import numpy as np
 import pandas as pd
 
 from mixerlab.analysis import plots
-from mixerlab.analysis.aggregate import aggregate, design_factors, factors_varied
+from mixerlab.analysis.aggregate import aggregate, design_factors, factors_varied, levels
 from mixerlab.analysis.load import load_history, load_provenance, load_spec, load_studies
 from mixerlab.analysis.nuisance import (
     choose_nuisance,
@@ -162,13 +162,8 @@ def _share(x: float) -> str:
 
 
 def _levels(values: pd.Series) -> str:
-    """A factor's levels in their natural order (numbers by value: 40 before 109)."""
-    levels = list(values.dropna().unique())
-    try:
-        levels.sort()
-    except TypeError:
-        levels.sort(key=str)
-    return ", ".join(f"{v:g}" if isinstance(v, float) else str(v) for v in levels)
+    """A factor's levels, in their natural order, as text."""
+    return ", ".join(f"{v:g}" if isinstance(v, float) else str(v) for v in levels(values))
 
 
 def _efficiency(prov: dict) -> str:
@@ -262,11 +257,11 @@ def factor_lines(fp: pd.DataFrame) -> list[str]:
     if not len(fp):
         return out
     for (f, at), sub in fp.groupby(["factor", "at"], sort=False):
-        levels = sorted(set(sub["a"]) | set(sub["b"]), key=lambda v: (not _is_num(v), _num(v), str(v)))
-        numeric = all(_is_num(v) for v in levels)
-        if len(levels) < 2 or not (numeric or len(levels) == 2):
+        ordered = sorted(set(sub["a"]) | set(sub["b"]), key=lambda v: (not _is_num(v), _num(v), str(v)))
+        numeric = all(_is_num(v) for v in ordered)
+        if len(ordered) < 2 or not (numeric or len(ordered) == 2):
             continue  # several named levels (mixers): the table has every pair
-        lo_lv, hi_lv = (levels[0], levels[-1]) if numeric else (levels[-1], levels[0])
+        lo_lv, hi_lv = (ordered[0], ordered[-1]) if numeric else (ordered[-1], ordered[0])
         r = sub[((sub["a"] == hi_lv) & (sub["b"] == lo_lv)) | ((sub["a"] == lo_lv) & (sub["b"] == hi_lv))]
         if not len(r):
             continue
@@ -410,10 +405,14 @@ def write_report(study_paths, out_dir=None) -> tuple[Path, str]:
     for _, c in compared[:1]:
         # A factor that follows from the others is not tested on its own: say so, not silently.
         for f in c["keys"]:
-            if f not in c["design"] and f not in ("width", "channel_mlp_ratio") and c["design"]:
+            if f not in c["design"] and f not in SOLVED and c["design"]:
+                # Name the one factor it follows from where there is one (image size from the
+                # patch size), else the design that determines it jointly.
+                alone = [d for d in c["design"] if c["df"].groupby(d)[f].nunique(dropna=False).max() <= 1]
+                by = alone[:1] or c["design"]
                 general.append(f"{_term(f).capitalize()} is not a separate factor in this design: it "
-                               f"follows from {', '.join(_term(d) for d in c['design'])}, so its effect "
-                               "is counted in theirs.")
+                               f"follows from {', '.join(_term(d) for d in by)}, so its effect "
+                               f"is counted in {'that' if len(by) == 1 else 'theirs'}.")
     if nuisance:
         general.append(f"Each arm is compared at its own {', '.join(nuisance)} setting: the one with the best mean "
                        f"final-epoch validation accuracy over its seeds, among the settings that finished ok on "
