@@ -34,6 +34,7 @@ def test_every_committed_spec_expands_and_matches(path):
     assert plan.trials
     assert len(plan.trials) == len(plan.configs) * len(plan.nuisance) * len(spec.seed_list)
     assert len({t.trial_id for t in plan.trials}) == len(plan.trials), "trial ids must be unique"
+    assert not plan.notes, plan.notes  # every matched variant is an ordinary block
     if spec.match is not None:
         for extra in plan.extras:
             by = extra["match_by"]
@@ -49,6 +50,35 @@ def test_matching_both_ways_labels_every_trial():
     for t in plan.trials:  # within 1% for every mixer, attention included (the fine knob)
         b = t.extra["match_by"]
         assert abs(t.extra[f"match_{b}"] / t.extra[f"match_target_{b}"] - 1) <= 0.01
+
+
+ODD = """name: odd
+question: Does matching land on ordinary blocks?
+dataset: {name: synthetic, synthetic_size: 64}
+train: {epochs: 1}
+model: {depth: 4, patch_size: 4}
+grid: {mixer: [conv, attention], layout: [isotropic, pyramid], stem: [patch, conv]}
+match: {by: params, reference: {mixer: conv, width: 32}, tolerance: 0.01}
+"""
+
+
+def test_a_matched_variant_far_from_a_usual_block_is_named_and_still_planned(tmp_path):
+    """At 22k parameters the pyramid's attention can only be matched as width 4 (4 heads of one
+    channel) with a channel MLP 13.5x wide: the plan keeps it (it is within 1%) and says so."""
+    spec = tmp_path / "odd.yaml"
+    spec.write_text(ODD)
+    assert load_spec(spec).seed_list == [0]  # no `seeds:` means one seed, 0 (it once raised)
+    plan = expand(load_spec(spec), (28, 1, 10))
+    assert len(plan.configs) == 8
+    odd = [n for n in plan.notes if "attention (pyramid, conv stem, patch 4) is solved to width 4 " in n]
+    assert len(odd) == 1 and "channel_mlp_ratio 13.5 (mlp_ratio 2)" in odd[0] and "4 heads of 1 channel(s)" in odd[0]
+    assert not any(n.split(": ")[1].startswith("conv") for n in plan.notes)  # conv lands ordinary
+    # The CLI says it on stderr before anything runs, and goes on.
+    run = subprocess.run([sys.executable, "-m", "mixerlab", "sweep", spec, "--dry-run"],
+                         capture_output=True, text=True, timeout=300, cwd=tmp_path)
+    assert run.returncode == 0, run.stderr
+    assert "warning: " in run.stderr and "solved to width 4 with channel_mlp_ratio 13.5" in run.stderr
+    assert "8 configuration(s) x 1 seed(s) = 8 trials" in run.stdout
 
 
 def test_image_size_as_a_factor_holds_the_token_grid_and_sizes_each_trials_data():

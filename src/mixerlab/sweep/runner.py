@@ -37,6 +37,8 @@ def prepare(spec_path: str | Path) -> tuple[Spec, object, Plan]:
     plan = expand(spec, (data.image_size, data.in_chans, data.num_classes), where=str(spec_path))
     if not plan.trials:
         raise ConfigError(f"{spec_path}: the grid is empty; add factors to vary under 'grid'")
+    for note in plan.notes:
+        print(f"warning: {spec_path}: {note}", file=sys.stderr)
     return spec, data, plan
 
 

@@ -102,7 +102,7 @@ class Spec(BaseModel):
     # hyperparameters): every scientific configuration runs at every setting, and the analysis
     # compares arms at the setting with the best validation accuracy (analysis/nuisance.py).
     nuisance: dict[str, list[Any]] | None = None
-    seeds: list[int] | int = 1
+    seeds: list[int] | int = Field(1, validate_default=True)  # a count (seeds 0..n-1) or a list
     match: Match | None = None
     resources: Resources = Resources()
     max_concurrent: int | None = Field(None, gt=0)

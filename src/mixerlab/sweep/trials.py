@@ -45,6 +45,7 @@ class Plan:
     collapsed: int  # grid points merged because a factor did not apply
     extras: list[dict] = field(default_factory=list)  # match_* labels, in the same order
     nuisance: list[dict] = field(default_factory=lambda: [{}])  # the nuisance settings
+    notes: list[str] = field(default_factory=list)  # warnings on the plan (odd matched shapes)
 
 
 @lru_cache(maxsize=4096)
@@ -91,7 +92,9 @@ def solve_width(cfg: ModelConfig, target: int, by: str, tolerance: float) -> tup
     solved, cost = cfg.model_copy(update={"width": k * step}), width_at(k)
     if abs(cost - target) > tolerance * target:
         # The width alone misses: try the two widths around the target, each with the channel
-        # MLP's hidden width solved, and keep whichever lands closer.
+        # MLP's hidden width solved, and keep whichever lands closer. (Preferring, among those
+        # within the tolerance, the ratio nearest the usual one would give more ordinary blocks,
+        # but it changes the committed studies' plans; odd shapes are warned of instead.)
         ratio = cfg.channel_mlp_ratio or cfg.mlp_ratio
         best = (abs(cost - target), solved, cost)
         for kk in {max(1, k - 1), k, k + 1}:
@@ -112,6 +115,34 @@ def solve_width(cfg: ModelConfig, target: int, by: str, tolerance: float) -> tup
             + f", {cost:,}); loosen match.tolerance or change the reference"
         )
     return solved, cost
+
+
+# How far a matched variant's shape may drift from a usual block before the plan says so: the
+# channel MLP's ratio within 2x of the spec's mlp_ratio either way, and attention heads of at
+# least 4 channels. Every committed spec stays inside (ratios 1.4-2.8, head dims >= 7).
+RATIO_DRIFT = 2.0
+MIN_HEAD_DIM = 4
+
+
+def odd_shape(cfg: ModelConfig, by: str) -> str | None:
+    """Why a matched configuration is a very different block from the reference, or None.
+
+    Matching lands every variant within the tolerance, but where the width's steps are coarse
+    (attention, the pyramid's 4x last stage) the second knob can end far from a usual block,
+    e.g. attention at width 4 with a channel MLP 13.5x wide. Such a variant is matched in cost
+    yet not a fair instance of its mixer; the plan warns instead of refusing, since a study of
+    extremes may want it."""
+    why = []
+    ratio = cfg.channel_mlp_ratio
+    if ratio is not None and not cfg.mlp_ratio / RATIO_DRIFT <= ratio <= cfg.mlp_ratio * RATIO_DRIFT:
+        why.append(f"channel_mlp_ratio {ratio:.3g} (mlp_ratio {cfg.mlp_ratio:g})")
+    if cfg.mixer == "attention" and cfg.width // cfg.heads < MIN_HEAD_DIM:
+        why.append(f"{cfg.heads} heads of {cfg.width // cfg.heads} channel(s)")
+    if not why:
+        return None
+    return (f"match by {by}: {cfg.label} ({cfg.layout}, {cfg.stem} stem, patch {cfg.patch_size}) is "
+            f"solved to width {cfg.width} with {' and '.join(why)}: equal in cost, but far from a "
+            "usual block; compare it with care, or choose a reference nearer its size")
 
 
 def _points(spec: Spec) -> list[dict]:
@@ -205,7 +236,9 @@ def expand(spec: Spec, data_shape: tuple[int, int, int], where: str = "spec") ->
             for seed in spec.seed_list:
                 tc = TrialConfig(model=cfg, data=sized, train=train, seed=seed)
                 trials.append(Trial(_trial_id(tc, extra.get("match_by") if several else None), tc, extra))
-    return Plan(trials, configs, recipes, collapsed=collapsed, extras=extras, nuisance=settings)
+    notes = [n for cfg, extra in zip(configs, extras) if extra.get("match_by")
+             for n in [odd_shape(cfg, extra["match_by"])] if n]
+    return Plan(trials, configs, recipes, collapsed=collapsed, extras=extras, nuisance=settings, notes=notes)
 
 
 def describe_plan(plan: Plan) -> list[dict]:
