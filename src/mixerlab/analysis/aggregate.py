@@ -26,14 +26,24 @@ def factors_varied(df: pd.DataFrame) -> list[str]:
     return [f for f in FACTORS if f in df.columns and df[f].dropna().nunique() > 1]
 
 
-def levels(values) -> list:
-    """The distinct values of a factor in their natural order: numbers by value (0.002 before
-    0.01, 40 before 109), anything else by its text."""
-    out = list(pd.Series(values).dropna().unique())
+def is_number(v) -> bool:
     try:
-        return sorted(out)
-    except TypeError:
-        return sorted(out, key=str)
+        float(v)
+        return True
+    except (TypeError, ValueError):
+        return False
+
+
+def level_text(v) -> str:
+    """A level as a label: floats without trailing zeros (0.002, 4 for 4.0), the rest as is."""
+    return f"{v:g}" if isinstance(v, float) else str(v)
+
+
+def levels(values) -> list:
+    """The distinct values of a factor in their natural order: numbers first, by value (0.002
+    before 0.01, 40 before 109), then anything else by its text."""
+    return sorted(pd.Series(list(values)).dropna().unique(),
+                  key=lambda v: (not is_number(v), float(v) if is_number(v) else 0.0, str(v)))
 
 
 def design_factors(df: pd.DataFrame, factors) -> list[str]:

@@ -17,7 +17,7 @@ import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 import seaborn as sns  # noqa: E402
 
-from mixerlab.analysis.aggregate import aggregate, design_factors  # noqa: E402
+from mixerlab.analysis.aggregate import aggregate, design_factors, level_text  # noqa: E402
 from mixerlab.analysis.nuisance import (  # noqa: E402
     arm_label,
     choose_nuisance,
@@ -110,7 +110,7 @@ def effects(df: pd.DataFrame, factors, metric: str = "test_acc") -> plt.Figure:
         # Levels only: trials the factor does not apply to (NaN: a reference architecture's
         # patch size) are not a level of it.
         agg = aggregate(ok[ok[f].notna()], by=[f], metrics=(metric,)).sort_values(f)
-        xs = agg[f].map(lambda v: f"{v:g}" if isinstance(v, float) else str(v))
+        xs = agg[f].map(level_text)
         colors = [palette(df["variant"].dropna()).get(v, "0.3") for v in xs] if f == "variant" else "0.25"
         ax.errorbar(xs, agg[f"{metric}_mean"],
                     yerr=[agg[f"{metric}_mean"] - agg[f"{metric}_lo"], agg[f"{metric}_hi"] - agg[f"{metric}_mean"]],

@@ -8,7 +8,14 @@ import numpy as np
 import pandas as pd
 
 from mixerlab.analysis import plots
-from mixerlab.analysis.aggregate import aggregate, design_factors, factors_varied, levels
+from mixerlab.analysis.aggregate import (
+    aggregate,
+    design_factors,
+    factors_varied,
+    is_number,
+    level_text,
+    levels,
+)
 from mixerlab.analysis.load import load_history, load_provenance, load_spec, load_studies
 from mixerlab.analysis.nuisance import (
     choose_nuisance,
@@ -163,7 +170,7 @@ def _share(x: float) -> str:
 
 def _levels(values: pd.Series) -> str:
     """A factor's levels, in their natural order, as text."""
-    return ", ".join(f"{v:g}" if isinstance(v, float) else str(v) for v in levels(values))
+    return ", ".join(map(level_text, levels(values)))
 
 
 def _efficiency(prov: dict) -> str:
@@ -257,8 +264,8 @@ def factor_lines(fp: pd.DataFrame) -> list[str]:
     if not len(fp):
         return out
     for (f, at), sub in fp.groupby(["factor", "at"], sort=False):
-        ordered = sorted(set(sub["a"]) | set(sub["b"]), key=lambda v: (not _is_num(v), _num(v), str(v)))
-        numeric = all(_is_num(v) for v in ordered)
+        ordered = levels(set(sub["a"]) | set(sub["b"]))
+        numeric = all(is_number(v) for v in ordered)
         if len(ordered) < 2 or not (numeric or len(ordered) == 2):
             continue  # several named levels (mixers): the table has every pair
         lo_lv, hi_lv = (ordered[0], ordered[-1]) if numeric else (ordered[-1], ordered[0])
@@ -280,20 +287,8 @@ def factor_lines(fp: pd.DataFrame) -> list[str]:
     return out
 
 
-def _is_num(v) -> bool:
-    try:
-        float(v)
-        return True
-    except (TypeError, ValueError):
-        return False
-
-
-def _num(v) -> float:
-    return float(v) if _is_num(v) else 0.0
-
-
 def _fmt_level(v) -> str:
-    return f"{float(v):g}" if _is_num(v) else str(v)
+    return f"{float(v):g}" if is_number(v) else str(v)
 
 
 def layout_lines(layouts: pd.DataFrame) -> list[str]:

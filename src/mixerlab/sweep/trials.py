@@ -202,6 +202,7 @@ def expand(spec: Spec, data_shape: tuple[int, int, int], where: str = "spec") ->
             recipes.append(recipe)
     collapsed = len(points) - len(configs)
     extras = [{} for _ in configs]
+    notes = []
     if spec.match is not None:
         ref = parse(ModelConfig, {**base.model_dump(), **spec.match.reference, **shape}, f"{where}: match.reference")
         try:
@@ -220,6 +221,8 @@ def expand(spec: Spec, data_shape: tuple[int, int, int], where: str = "spec") ->
                 except ConfigError as err:
                     raise ConfigError(f"{where}: {err}") from None
                 matched.append(canonical(solved))
+                if note := odd_shape(matched[-1], by):
+                    notes.append(note)
                 m_recipes.append(recipe)
                 m_extras.append({"match_by": by, f"match_target_{by}": target, f"match_{by}": cost,
                                  "match_width": solved.width,
@@ -236,8 +239,6 @@ def expand(spec: Spec, data_shape: tuple[int, int, int], where: str = "spec") ->
             for seed in spec.seed_list:
                 tc = TrialConfig(model=cfg, data=sized, train=train, seed=seed)
                 trials.append(Trial(_trial_id(tc, extra.get("match_by") if several else None), tc, extra))
-    notes = [n for cfg, extra in zip(configs, extras) if extra.get("match_by")
-             for n in [odd_shape(cfg, extra["match_by"])] if n]
     return Plan(trials, configs, recipes, collapsed=collapsed, extras=extras, nuisance=settings, notes=notes)
 
 
