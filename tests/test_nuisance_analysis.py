@@ -281,6 +281,12 @@ def test_each_matching_is_reported_separately(tmp_path):
     assert "- Solved by capacity matching, per variant (not factors of the design): width " \
            "(64, 72, 96, 104, 128, 136)" in run
     assert "sweep efficiency n/a" in run  # the synthetic provenance has no sessions
+    # An extended study has no single-session efficiency: the report says why.
+    prov = json.loads((study / "provenance.json").read_text())
+    (study / "provenance.json").write_text(json.dumps({**prov, "sweep_efficiency": None,
+                                                        "sessions": [{}, {}]}))
+    again = write_report([study], tmp_path / "again")[0].read_text()
+    assert "sweep efficiency n/a (2 sessions: resumed or extended)" in again
 
 
 def test_layout_study_compares_each_mixer_across_layouts_and_names_the_confounded_patch(tmp_path):
