@@ -32,11 +32,11 @@ def test_every_committed_spec_expands_and_matches(path):
     size, chans, classes = SHAPES[data.name]
     plan = expand(spec, (data.image_size or size, chans, classes), where=str(path))
     assert plan.trials
-    assert len(plan.trials) == len(plan.configs) * len(plan.nuisance) * len(spec.seed_list)
+    assert len(plan.trials) == len(plan.arms) * len(plan.nuisance) * len(spec.seed_list)
     assert len({t.trial_id for t in plan.trials}) == len(plan.trials), "trial ids must be unique"
     assert not plan.notes, plan.notes  # every matched variant is an ordinary block
     if spec.match is not None:
-        for extra in plan.extras:
+        for extra in (arm.extra for arm in plan.arms):
             by = extra["match_by"]
             assert abs(extra[f"match_{by}"] - extra[f"match_target_{by}"]) <= \
                 spec.match.tolerance * extra[f"match_target_{by}"]
@@ -69,7 +69,7 @@ def test_a_matched_variant_far_from_a_usual_block_is_named_and_still_planned(tmp
     spec.write_text(ODD)
     assert load_spec(spec).seed_list == [0]  # no `seeds:` means one seed, 0 (it once raised)
     plan = expand(load_spec(spec), (28, 1, 10))
-    assert len(plan.configs) == 8
+    assert len(plan.arms) == 8
     odd = [n for n in plan.notes if "attention (pyramid, conv stem, patch 4) is solved to width 4 " in n]
     assert len(odd) == 1 and "channel_mlp_ratio 13.5 (mlp_ratio 2)" in odd[0] and "4 heads of 1 channel(s)" in odd[0]
     assert not any(n.split(": ")[1].startswith("conv") for n in plan.notes)  # conv lands ordinary

@@ -189,9 +189,11 @@ def test_describe_prints_the_stage_plan(run_cli):
     header = next(i for i, line in enumerate(lines) if line.split() == ["stage", "grid", "tokens", "width", "depth"])
     assert [line.split() for line in lines[header + 1:header + 4]] == [
         ["1", "14x14", "196", "64", "2"], ["2", "7x7", "49", "128", "2"], ["3", "4x4", "16", "256", "2"]]
-    # The text form names the skeleton (not a bare "isotropic" above "layout pyramid") and says
-    # whose grid the tokens are.
-    assert "mixerlab skeleton" in lines[0] and ["layout", "pyramid"] in [line.split() for line in lines]
+    # The text form names the variant and its layout, never a bare "model isotropic" above
+    # "layout pyramid", and says whose grid the tokens are.
+    rows = [line.split() for line in lines]
+    assert rows[0] == ["variant", "conv"] and ["layout", "pyramid"] in rows
+    assert not any(row[:1] == ["model"] for row in rows)
     assert ["stem", "grid", "14x14"] in [line.split() for line in lines]
     code, out, _ = run_cli("describe", "--mixer", "attention", "--layout", "pyramid", "--stem", "conv",
                            "--image-size", "32", "--json")

@@ -14,13 +14,13 @@ from scipy import stats
 from mixerlab.analysis import (
     choose_nuisance,
     edge_warnings,
-    isolation_table,
     paired,
     pairwise,
     welch,
     write_report,
 )
 from mixerlab.analysis.aggregate import levels
+from mixerlab.analysis.comparison import compare
 from mixerlab.analysis.nuisance import nuisance_grid
 from mixerlab.analysis.plots import isolation
 
@@ -145,7 +145,7 @@ def test_isolation_table_one_row_per_arm_and_setting():
     val = _grid({(v, p): {0.002: 80.0 + i, 0.005: 81.0 + i, 0.01: 79.0}
                  for i, (v, p) in enumerate([("conv", 4), ("conv", 7), ("mlp", 4), ("mlp", 7)])})
     df = synthetic_trials(val, status={("mlp", 7, 0.01, 0): "stopped"})
-    iso = isolation_table(df, ["lr"])
+    iso = compare(df, ["lr"]).isolation
     assert len(iso) == 4 * 3 and iso.groupby("arm")["chosen"].sum().eq(1).all()
     assert {"arm", "variant", "patch_size", "lr", "setting", "val_acc_mean", "test_acc_mean",
             "test_acc_lo", "test_acc_hi", "n_ok", "n_trials", "chosen", "edge"} <= set(iso.columns)
@@ -161,7 +161,8 @@ def test_isolation_table_one_row_per_arm_and_setting():
 def test_isolation_plot_has_a_line_per_setting_and_the_chosen_curve():
     df = synthetic_trials(_grid({(v, p): {0.002: 80.0, 0.005: 81.0, 0.01: 79.0}
                                  for v in ("conv", "mlp") for p in (4, 7)}))
-    fig = isolation(df, ["lr"], "variant")
+    c = compare(df, ["lr"])
+    fig = isolation(df, c.chosen, ["lr"], "variant", c.scientific)
     assert len(fig.axes) == 2  # one panel per patch size
     labels = fig.axes[0].get_legend_handles_labels()[1]
     assert labels[:3] == ["lr=0.002", "lr=0.005", "lr=0.01"] and "chosen by val acc" in labels[3]

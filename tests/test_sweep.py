@@ -136,7 +136,55 @@ def test_irrelevant_factors_collapse_in_the_plan(tmp_path):
     spec = load_spec(write_spec(tmp_path, grid="grid: {mixer: [conv, attention], kernel_size: [3, 5, 7]}"))
     spec.dataset = {"name": "synthetic"}
     plan = expand(spec, (28, 1, 10))
-    assert len(plan.configs) == 4 and plan.collapsed == 2  # 3 conv + 1 attention
+    assert len(plan.arms) == 4 and plan.collapsed == 2  # 3 conv + 1 attention
+
+
+def _register_grouped(registry, name: str, uses: tuple[str, ...]) -> None:
+    """A throwaway mixer: a 3x3 conv in ``heads`` groups when it uses heads, else depthwise."""
+    from torch import nn
+
+    @registry.register_mixer(name, uses=uses)
+    class Grouped(nn.Module):
+        """Grouped 3x3 convolution (test only)."""
+
+        def __init__(self, dim: int, grid: tuple[int, int], heads: int = 0):
+            super().__init__()
+            self.conv = nn.Conv2d(dim, dim, 3, padding=1, groups=heads or dim)
+
+        def forward(self, x):
+            return self.conv(x)
+
+
+def test_a_new_mixer_with_heads_is_matched_in_steps_of_heads(monkeypatch):
+    """Whether the width steps by heads is the mixer registry's word (``uses``), not the
+    sweep's: a mixer registered here with heads is solved, and warned of, like attention."""
+    from mixerlab.config import ModelConfig
+    from mixerlab.models.mixers import registry
+    from mixerlab.sweep import capacity
+
+    monkeypatch.setattr(registry, "_MIXERS", dict(registry._MIXERS))  # forgotten after the test
+    _register_grouped(registry, "grouped_heads", uses=("heads",))
+    _register_grouped(registry, "grouped_plain", uses=())
+    assert registry.get_mixer("grouped_heads").has_heads
+    assert not registry.get_mixer("grouped_plain").has_heads
+    tried = []
+
+    def spy(cfg, by):
+        tried.append(cfg.width)
+        return capacity._cost_json(cfg.model_dump_json(), by)
+
+    monkeypatch.setattr(capacity, "cost", spy)
+    target = spy(ModelConfig(mixer="conv", depth=2, width=50), "params")
+    for mixer in ("grouped_heads", "grouped_plain"):
+        tried.clear()
+        cfg = ModelConfig(mixer=mixer, depth=2, width=48, heads=6)
+        solved, reached = capacity.solve_width(cfg, target, "params", tolerance=0.05)
+        assert abs(reached - target) <= 0.05 * target
+        steps_by_heads = all(w % 6 == 0 for w in tried)
+        assert steps_by_heads == (mixer == "grouped_heads"), (mixer, sorted(set(tried)))
+    narrow = ModelConfig(mixer="grouped_heads", depth=2, width=12, heads=6)
+    assert "6 heads of 2 channel(s)" in capacity.odd_shape(narrow, "params")
+    assert capacity.odd_shape(narrow.model_copy(update={"mixer": "grouped_plain"}), "params") is None
 
 
 @needs_fashion
@@ -217,18 +265,18 @@ def test_a_saved_experiment_is_resumed_only_if_it_holds_every_pending_trial():
     state; without that state such a trial comes back with an empty config."""
     from types import SimpleNamespace as Saved  # the two attributes read of Tune's Trial
 
-    from mixerlab.sweep.runner import _why_not_resume
+    from mixerlab.sweep.resume import why_not_resume
 
     pending = [SimpleTrial("a"), SimpleTrial("b")]
     running = [Saved(status="RUNNING", config={"trial": {"trial_id": t}}) for t in ("a", "b", "c")]
-    assert _why_not_resume(running, pending, search_state_saved=False) == ""
+    assert why_not_resume(running, pending, search_state_saved=False) == ""
     # Trials Tune had not created yet come from its saved search state, if it has one.
-    assert _why_not_resume(running[:1], pending, search_state_saved=True) == ""
-    assert "lacks 1 of them (e.g. b)" in _why_not_resume(running[:1], pending, False)
-    assert "lacks 2" in _why_not_resume([Saved(status="PENDING", config={})], pending, False)
+    assert why_not_resume(running[:1], pending, search_state_saved=True) == ""
+    assert "lacks 1 of them (e.g. b)" in why_not_resume(running[:1], pending, False)
+    assert "lacks 2" in why_not_resume([Saved(status="PENDING", config={})], pending, False)
     ended = [Saved(status=s, config={"trial": {"trial_id": t}}) for s, t in (("TERMINATED", "a"),
                                                                                ("ERROR", "b"))]
-    assert _why_not_resume(ended, pending, True) == "all its trials had ended"
+    assert why_not_resume(ended, pending, True) == "all its trials had ended"
 
 
 class SimpleTrial:

@@ -247,7 +247,8 @@ def test_catch_up_logs_each_record_once_and_a_stopped_trial_is_labelled(study, t
     """A new destination gets every record once (what a re-run with --log does for a
     finished study); a record logged again replaces the trial's run; a trial ASHA stopped,
     built by the sweep's own builder, is labelled ``stopped`` everywhere."""
-    from mixerlab.sweep.runner import _stopped_record, prepare
+    from mixerlab.sweep.runner import prepare
+    from mixerlab.sweep.stopped import stopped_record
     from mixerlab.trackers import make_trackers
 
     records, groups = study["records"], study["groups"]
@@ -272,7 +273,7 @@ def test_catch_up_logs_each_record_once_and_a_stopped_trial_is_labelled(study, t
         ok = next(t for t in prepare(study["spec"])[2].trials
                   if records[t.trial_id]["status"] == "ok")
         last = records[ok.trial_id]["history"][0]
-        stopped = _stopped_record("trk")(ok, last)  # what StudyCallback saves, then logs
+        stopped = stopped_record(ok, last, study_name="trk")  # what StudyCallback saves, then logs
         assert hub.log(stopped) == 3
     finally:
         hub.close()

@@ -12,7 +12,9 @@ import torch
 from mixerlab.config import TrialConfig
 from mixerlab.errors import ConfigError
 
-_LATER_MODEL_FACTORS = {"layout": "isotropic", "stem": "patch", "channel_mlp_ratio": None}
+_LATER_MODEL_FACTORS = {"layout": "isotropic", "stem": "patch", "channel_mlp_ratio": None,
+                        "downsample": "conv3"}
+_LATER_DATA_FIELDS = {"split_per_seed": False}
 
 
 def config_hash(cfg: TrialConfig, *, with_seed: bool = True) -> str:
@@ -26,9 +28,10 @@ def config_hash(cfg: TrialConfig, *, with_seed: bool = True) -> str:
     d["data"].pop("data_dir", None)
     # Factors added after studies were committed are hashed only when set, so a default
     # configuration keeps the id (and the finished record) it had before they existed.
-    for k, default in _LATER_MODEL_FACTORS.items():
-        if d["model"].get(k) == default:
-            d["model"].pop(k)
+    for part, later in (("model", _LATER_MODEL_FACTORS), ("data", _LATER_DATA_FIELDS)):
+        for k, default in later.items():
+            if d[part].get(k) == default:
+                d[part].pop(k)
     for k in ("device", "threads", "eval_batch_size", "measure_throughput"):
         d["train"].pop(k, None)
     return hashlib.sha1(json.dumps(d, sort_keys=True).encode()).hexdigest()[:12]

@@ -13,25 +13,32 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from mixerlab.errors import ConfigError
 
 _STRICT = ConfigDict(extra="forbid", validate_assignment=True, frozen=False)
 
+# The value of ``model`` that builds mixerlab's own skeleton, in whichever ``layout``. It is
+# spelled "isotropic" because the skeleton had one layout when specs and records began to store
+# it; committed specs, records, trial ids and the sweep's matching hold that spelling, so it
+# stays the stored value. ``model: skeleton`` is accepted as the clearer name and stored as it.
+SKELETON = "isotropic"
+MODEL_ALIASES = {"skeleton": SKELETON}
+
 
 class ModelConfig(BaseModel):
     """The factors of one model.
 
-    ``model="isotropic"`` builds mixerlab's skeleton with the ``mixer`` slot filled;
-    any other value names a reference architecture (see ``mixerlab models``) and the
-    isotropic factors are then ignored except ``image_size``, ``in_chans`` and
-    ``num_classes``.
+    ``model="isotropic"`` (alias ``"skeleton"``, see :data:`SKELETON`) builds mixerlab's
+    skeleton, in the arrangement ``layout`` names, with the ``mixer`` slot filled; any other
+    value names a reference architecture (see ``mixerlab models``) and the skeleton's
+    factors are then ignored except ``image_size``, ``in_chans`` and ``num_classes``.
     """
 
     model_config = _STRICT
 
-    model: str = "isotropic"
+    model: str = SKELETON
     mixer: str = "conv"
     # 2 px patches at 28 px give a 14x14 token grid: ConvMixer's CIFAR-10 model uses p=2 at
     # 32 px (Trockman & Kolter 2022, Table 2), the best of their small-image settings.
@@ -59,14 +66,31 @@ class ModelConfig(BaseModel):
     # ConvMixer. ``conv``: overlapping stride-2 3x3 convolutions reaching the same output
     # stride (Xiao et al. 2021, arXiv:2106.14881); patch size must be a power of two.
     stem: Literal["patch", "conv"] = "patch"
+    # The pyramid's down-sampling between stages (layout ``pyramid`` only).
+    # ``conv3``: MetaFormer's norm + 3x3 stride-2 conv, overlapping windows (Yu et al. 2022).
+    # ``merge2``: norm + 2x2 stride-2 conv, non-overlapping: the least mixing a halving can do,
+    # as Swin's patch merging (Liu et al. 2021, arXiv:2103.14030, Sec. 3.1: concatenate each
+    # 2x2 group of neighbours, then a linear layer; the same map as a 2x2 stride-2 conv).
+    # Tells apart what the stages' mixers do from what the down-sampling mixes for them.
+    downsample: Literal["conv3", "merge2"] = "conv3"
     image_size: int = 28
     in_chans: int = 1
     num_classes: int = 10
 
+    @field_validator("model", mode="before")
+    @classmethod
+    def _alias(cls, v):
+        return MODEL_ALIASES.get(v, v) if isinstance(v, str) else v
+
+    @property
+    def is_skeleton(self) -> bool:
+        """Whether this builds mixerlab's skeleton (either layout), not a reference architecture."""
+        return self.model == SKELETON
+
     @property
     def label(self) -> str:
         """Short name of the variant: the mixer, or the reference architecture."""
-        return self.mixer if self.model == "isotropic" else self.model
+        return self.mixer if self.is_skeleton else self.model
 
 
 class DataConfig(BaseModel):
@@ -79,7 +103,16 @@ class DataConfig(BaseModel):
     # Fraction of the training set held out for validation (fixed split seed below). The
     # test set is never used for any choice.
     val_fraction: float = Field(0.1, ge=0.0, lt=1.0)
+    # Seed of the validation split and the training subset. With the default, every trial of a
+    # study sees the same images, so seeds pair and a difference between arms is never one of
+    # data. Also the seed of what must stay fixed whatever the option below says: synthetic
+    # data and the test set an image folder without test/ holds out.
     split_seed: int = 0
+    # True: each trial draws its validation split and training subset from its own ``seed``
+    # (split seed = seed) instead of ``split_seed``, so an interval over seeds includes the
+    # sampling of the data as well as the training noise (issue 17 item 7). Seeds still pair
+    # across arms: seed s draws the same images in every arm. See :meth:`split_seed_for`.
+    split_per_seed: bool = False
     # Stratified subset of the training set (after the validation split), for quick sweeps.
     train_subset: int | None = Field(None, gt=0)
     # ``None`` means the data set's own default (random crop + flip where it makes sense).
@@ -87,6 +120,10 @@ class DataConfig(BaseModel):
     # Synthetic data only: number of samples and shape. Never a real result.
     synthetic_size: int = Field(512, gt=0)
     image_size: int | None = None
+
+    def split_seed_for(self, seed: int) -> int:
+        """The seed a trial of seed ``seed`` draws its validation split and subset from."""
+        return seed if self.split_per_seed else self.split_seed
 
 
 class TrainConfig(BaseModel):

@@ -27,7 +27,8 @@ from timm.utils import ModelEmaV3
 
 from mixerlab import measure, provenance
 from mixerlab.config import ModelConfig, TrialConfig
-from mixerlab.data import Dataset, DeviceLoader, load_dataset, resized
+from mixerlab.convergence import LATE_GAIN_KEY, late_gain
+from mixerlab.data import Dataset, DeviceLoader, load_dataset, resized, split_for_seed
 from mixerlab.models import create_model, relevant_factors, uses_pos_embed
 from mixerlab.schedule import make_scheduler
 
@@ -81,6 +82,7 @@ def train(cfg: TrialConfig, *, data: Dataset | None = None, on_epoch: OnEpoch | 
     if t.threads and device.type == "cpu":
         torch.set_num_threads(t.threads)
     data = data if data is not None else load_dataset(cfg.data)
+    data = split_for_seed(data, cfg.data, cfg.seed)  # its own split with split_per_seed; else as is
     if cfg.data.image_size and cfg.data.image_size != data.image_size:
         data = resized(data, cfg.data.image_size)  # a sweep's shared data set, another size asked
     # The data set fixes the input and output shapes the model is built for.
@@ -197,8 +199,13 @@ def _record(cfg, data, model, history, counts, *, status, error, train_time, dev
     kept = {"model", "image_size", "in_chans", "num_classes", *relevant_factors(m)}
     rec.update({k: None for k in ModelConfig.model_fields if k not in kept})  # does not apply
     rec["pos_embed"] = uses_pos_embed(m)
-    d = cfg.data.model_dump(exclude={"data_dir", "synthetic_size"})
+    d = cfg.data.model_dump(exclude={"data_dir", "synthetic_size", "split_per_seed"})
     d.pop("name")
+    # The seed the split was actually drawn from; split_per_seed appears only where it is set,
+    # so records of the default keep their columns.
+    d["split_seed"] = cfg.data.split_seed if data.split_seed is None else data.split_seed
+    if cfg.data.split_per_seed:
+        d["split_per_seed"] = True
     rec.update(dataset=data.name, **{k: v for k, v in d.items() if k != "image_size"})
     rec["augment"] = bool(data.crop_padding or data.flip)
     rec.update(t.model_dump(exclude={"device", "threads", "eval_batch_size", "measure_throughput"}))
@@ -208,6 +215,7 @@ def _record(cfg, data, model, history, counts, *, status, error, train_time, dev
     rec.update(train_loss=last.get("train_loss", float("nan")), train_acc=last.get("train_acc", float("nan")),
                val_acc=last.get("val_acc", float("nan")), val_loss=last.get("val_loss", float("nan")),
                best_val_acc=best.get("val_acc", float("nan")), best_epoch=best.get("epoch", 0))
+    rec[LATE_GAIN_KEY] = late_gain(history)  # points gained over the last 20% of the epochs run
     if status == "ok":
         rec["test_acc"], rec["test_loss"] = evaluate(model, test_loader, amp)
     else:

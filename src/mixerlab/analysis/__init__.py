@@ -7,13 +7,14 @@ from mixerlab.analysis.aggregate import (
     factors_varied,
     t_interval,
 )
+from mixerlab.analysis.comparison import Comparison, Stratum, compare
 from mixerlab.analysis.effects import factor_effects, interaction_table
 from mixerlab.analysis.load import (
     load_history,
     load_provenance,
-    load_spec,
     load_studies,
     load_study,
+    study_spec,
 )
 from mixerlab.analysis.nuisance import (
     choose_nuisance,
@@ -35,9 +36,9 @@ from mixerlab.analysis.stats import (
 )
 
 __all__ = [
-    "aggregate", "anova", "bootstrap_interval", "choose_nuisance", "design_factors",
+    "Comparison", "Stratum", "compare", "aggregate", "anova", "bootstrap_interval", "choose_nuisance", "design_factors",
     "early_vs_final", "edge_warnings", "eta_sq_interval", "factor_effects", "factor_pairs", "factors_varied", "holm",
-    "interaction_table", "isolation_table", "load_history", "load_provenance", "load_spec",
+    "interaction_table", "isolation_table", "load_history", "load_provenance", "study_spec",
     "load_studies", "load_study", "markdown_table", "nuisance_grid", "paired", "pairwise",
     "pareto_front", "t_interval", "welch", "write_report",
 ]

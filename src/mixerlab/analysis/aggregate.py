@@ -10,13 +10,15 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
-# Model factors first, then the matching (a stratum: each matching is its own comparison), then
-# the recipe and the data. Order matters: the report lists factors in it, and
-# ``design_factors`` keeps the earlier of two confounded factors.
-FACTORS = ("variant", "layout", "stem", "patch_size", "kernel_size", "depth", "width", "mlp_ratio",
-           "heads", "norm", "image_size", "match_by",
-           "lr", "weight_decay", "label_smoothing", "mixup", "cutmix", "epochs", "batch_size",
-           "train_subset")
+from mixerlab.factors import analysis_factors
+
+# Every factor a grid may vary, and the columns that tell trials apart, from the one
+# definition the sweep validates specs against (mixerlab/factors.py). Order matters: the report
+# lists factors in it, and ``design_factors`` keeps the earlier of two confounded factors.
+FACTORS = analysis_factors()
+# Model fields capacity matching solves per variant (sweep/trials.py): they vary in the table,
+# but as a consequence of the variant, not as a factor the study chose.
+SOLVED = ("width", "channel_mlp_ratio")
 METRICS = ("test_acc", "best_val_acc", "params", "macs", "infer_images_per_s",
            "train_images_per_s", "train_time_s")
 

@@ -1,4 +1,4 @@
-"""Read studies: the tidy trial table, the per-epoch history, the spec and the provenance."""
+"""Read studies: the tidy trial table, the per-epoch history, the typed spec and the provenance."""
 
 from __future__ import annotations
 
@@ -6,9 +6,10 @@ import json
 from pathlib import Path
 
 import pandas as pd
-import yaml
 
+from mixerlab.config import parse
 from mixerlab.errors import ConfigError
+from mixerlab.sweep.spec import Spec, read_yaml
 
 REQUIRED = ("trial_id", "status", "variant", "seed", "test_acc")
 RECOVER = ("the per-trial records in {p}/records/ (and Ray's state in {p}/ray/) still hold the "
@@ -37,8 +38,8 @@ def load_study(path: str | Path) -> pd.DataFrame:
     missing = [c for c in REQUIRED if c not in df.columns]
     if missing:
         raise ConfigError(f"{table}: missing column(s) {', '.join(missing)}; " + RECOVER.format(p=path))
-    spec, prov = load_spec(path), load_provenance(path)
-    df["study"] = spec.get("name", path.name)
+    spec, prov = study_spec(path), load_provenance(path)
+    df["study"] = spec.name
     planned = prov.get("n_trials")
     unfinished = int(df["status"].isin(["pending", "running"]).sum())
     df.attrs["complete"] = unfinished == 0 and (planned is None or len(df) >= planned)
@@ -62,12 +63,17 @@ def load_history(paths) -> pd.DataFrame:
     return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
 
 
-def load_spec(path) -> dict:
+def study_spec(path) -> Spec:
+    """The spec a study ran (its ``spec.yaml``), typed as the sweep validated it. A folder
+    without one (tables written by hand) gets an empty spec named after the folder."""
     f = Path(path) / "spec.yaml"
-    try:
-        return yaml.safe_load(f.read_text()) or {} if f.exists() else {}
-    except yaml.YAMLError:
-        return {}
+    if not f.exists():
+        return Spec(name=Path(path).name or "study", question="")
+    raw = read_yaml(f)
+    if not isinstance(raw, dict):
+        raise ConfigError(f"{f}: not a spec (a YAML mapping); restore it from the study's provenance "
+                          "or re-run the sweep command")
+    return parse(Spec, raw, str(f))
 
 
 def load_provenance(path) -> dict:

@@ -25,10 +25,11 @@ import numbers
 import numpy as np
 import pandas as pd
 
-from mixerlab.analysis.aggregate import aggregate, factors_varied, levels
+from mixerlab.analysis.aggregate import SOLVED, aggregate, factors_varied, levels
 
 # Short names for the arm labels in tables and warnings ("conv (patch 4)").
-SHORT = {"patch_size": "patch", "kernel_size": "kernel", "match_by": "matched by"}
+SHORT = {"patch_size": "patch", "kernel_size": "kernel", "match_by": "matched by",
+         "channel_mlp_ratio": "MLP ratio"}
 
 
 def scientific_factors(df: pd.DataFrame, nuisance, scientific=None) -> list[str]:
@@ -55,9 +56,12 @@ def _value(v) -> str:
 
 
 def arm_label(row, scientific) -> str:
-    """'conv (patch 4)': the variant, then the other scientific factors in brackets."""
+    """'conv (patch 4)': the variant, then the other scientific factors in brackets. A field
+    capacity matching solves only for some arms (the channel MLP's ratio) is named only where
+    it was solved: elsewhere it is missing, which says nothing about the arm."""
     first = [k for k in scientific if k == "variant"]
-    rest = [f"{SHORT.get(k, k)} {_value(row[k])}" for k in scientific if k != "variant"]
+    rest = [f"{SHORT.get(k, k)} {_value(row[k])}" for k in scientific
+            if k != "variant" and not (k in SOLVED and pd.isna(row[k]))]
     head = _value(row[first[0]]) if first else ""
     if not rest:
         return head or "all trials"
@@ -156,15 +160,16 @@ def edge_warnings(choices: pd.DataFrame, grid: dict) -> list[str]:
     return out
 
 
-def isolation_table(df: pd.DataFrame, nuisance, scientific=None, grid: dict | None = None,
-                    metric: str = "val_acc") -> pd.DataFrame:
+def isolation_table(df: pd.DataFrame, choices: pd.DataFrame, nuisance, scientific,
+                    grid: dict | None = None, metric: str = "val_acc") -> pd.DataFrame:
     """One row per arm x nuisance setting: mean validation accuracy (what chose), mean test
     accuracy with its 95% t-interval (what is reported), seeds ok / trials, ``chosen``, and for
     the chosen row an ``edge`` warning when a chosen value is at the end of the range tried
-    (``grid``: the spec's ``nuisance:`` values; by default the values present)."""
-    nuisance = list(nuisance)
-    chosen = choose_nuisance(df, nuisance, scientific, metric)
-    scientific, choices = chosen.attrs["scientific"], chosen.attrs["choices"]
+    (``grid``: the spec's ``nuisance:`` values; by default the values present).
+
+    ``choices``: the arms' choices as :func:`choose_nuisance` made them (its ``attrs['choices']``);
+    this table only marks them, it does not choose (analysis.comparison computes both once)."""
+    nuisance, scientific = list(nuisance), list(scientific)
     grid = nuisance_grid(df, nuisance, grid)
     agg = aggregate(df, by=scientific + nuisance, metrics=(metric, "test_acc"))
     agg.insert(0, "arm", [arm_label(r, scientific) for _, r in agg.iterrows()])

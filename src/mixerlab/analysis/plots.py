@@ -17,13 +17,9 @@ import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 import seaborn as sns  # noqa: E402
 
-from mixerlab.analysis.aggregate import aggregate, design_factors, level_text  # noqa: E402
-from mixerlab.analysis.nuisance import (  # noqa: E402
-    arm_label,
-    choose_nuisance,
-    scientific_factors,
-    setting_label,
-)
+from mixerlab.analysis.aggregate import SOLVED, aggregate, design_factors, level_text  # noqa: E402
+from mixerlab.analysis.effects import factor_effects, interaction_table  # noqa: E402
+from mixerlab.analysis.nuisance import arm_label, setting_label  # noqa: E402
 from mixerlab.analysis.pareto import pareto_front  # noqa: E402
 
 _TAB = sns.color_palette("tab10")
@@ -109,7 +105,7 @@ def effects(df: pd.DataFrame, factors, metric: str = "test_acc") -> plt.Figure:
     for ax, f in zip(axes[0], factors):
         # Levels only: trials the factor does not apply to (NaN: a reference architecture's
         # patch size) are not a level of it.
-        agg = aggregate(ok[ok[f].notna()], by=[f], metrics=(metric,)).sort_values(f)
+        agg = factor_effects(ok[ok[f].notna()], f, metric).sort_values(f)
         xs = agg[f].map(level_text)
         colors = [palette(df["variant"].dropna()).get(v, "0.3") for v in xs] if f == "variant" else "0.25"
         ax.errorbar(xs, agg[f"{metric}_mean"],
@@ -141,7 +137,7 @@ def interaction(df: pd.DataFrame, metric: str = "test_acc") -> plt.Figure:
     ax.set_ylabel(LABELS.get(metric, metric))
     ax.set_title("mixer x patch size (mean, 95% CI)")
     _legend_outside(ax)
-    table = agg.pivot(index="variant", columns="patch_size", values=f"{metric}_mean")
+    table = interaction_table(df, "variant", "patch_size", metric)
     sns.heatmap(table, annot=True, fmt=".1f", cmap="viridis", ax=hx,
                 cbar_kws={"label": LABELS.get(metric, metric)})
     hx.set_xlabel(LABELS["patch_size"])
@@ -172,21 +168,33 @@ def learning_curves(history: pd.DataFrame) -> plt.Figure:
     return fig
 
 
-def isolation(df: pd.DataFrame, nuisance, x: str, scientific=None,
+def _chosen_line(ax, mine: pd.DataFrame, x: str, pos: dict, metric: str, label) -> None:
+    """The bold line of an isolation plot: each arm of one panel at its chosen setting."""
+    best = aggregate(mine, by=[x], metrics=(metric,)).dropna(subset=[f"{metric}_mean"])
+    best = best.sort_values(x, key=lambda c: c.map(pos))
+    yerr = np.array([best[f"{metric}_mean"] - best[f"{metric}_lo"],
+                     best[f"{metric}_hi"] - best[f"{metric}_mean"]])
+    ax.errorbar([pos[v] for v in best[x]], best[f"{metric}_mean"], yerr=np.nan_to_num(yerr),
+                color="0.1", lw=2.5, marker="o", ms=7, capsize=4, zorder=3, label=label)
+
+
+def isolation(df: pd.DataFrame, chosen: pd.DataFrame, nuisance, x: str, scientific,
               metric: str = "test_acc") -> plt.Figure:
     """An isolation plot (Deep Learning Tuning Playbook): ``metric`` against the scientific
     factor ``x``, one thin line per nuisance setting (mean over seeds) and, bold, each arm at
     the setting chosen for it by validation accuracy, with 95% CIs. Where the bold line and the
     thin lines disagree, a comparison at one shared recipe would have told another story.
-    One panel per combination of the other scientific factors (patch size, matching, ...)."""
-    nuisance = list(nuisance)
-    scientific = scientific_factors(df, nuisance, scientific)
-    scientific = scientific if x in scientific else [x, *scientific]
+    One panel per combination of the other scientific factors (patch size, matching, ...).
+
+    ``df``: every trial; ``chosen``: the rows of ``df`` the choice kept (analysis.comparison),
+    so the plot draws the choice the report states instead of making its own."""
+    nuisance, scientific = list(nuisance), list(scientific)
+    if x not in scientific:
+        raise ValueError(f"isolation: {x!r} is not one of the scientific factors {scientific}")
     # Panels by the other scientific factors, except those the rest determine: a width that
     # matching solved per variant follows from the variant, the patch size and the matching,
     # and panelling by it would leave one variant per panel.
-    solved = ("width", "channel_mlp_ratio")
-    others = [f for f in scientific if f != x and f not in solved] + [f for f in solved if f in scientific and f != x]
+    others = [f for f in scientific if f != x and f not in SOLVED] + [f for f in SOLVED if f in scientific and f != x]
     others = [f for f in design_factors(df, [x, *others]) if f != x]
     panels = list(df.groupby(others, dropna=False, sort=True)) if others else [(None, df)]
     levels = sorted(df[x].dropna().unique(), key=lambda v: (isinstance(v, str), v))
@@ -204,15 +212,8 @@ def isolation(df: pd.DataFrame, nuisance, x: str, scientific=None,
             agg = aggregate(sub[mask], by=[x], metrics=(metric,)).dropna(subset=[f"{metric}_mean"])
             ax.plot([pos[v] for v in agg[x]], agg[f"{metric}_mean"], lw=1, alpha=0.8, color=color,
                     marker=".", label=setting_label(setting, nuisance) if ax is axes.flat[0] else None)
-        chosen = choose_nuisance(sub, nuisance, scientific)
-        chosen.attrs = {}
-        best = aggregate(chosen, by=[x], metrics=(metric,)).dropna(subset=[f"{metric}_mean"])
-        best = best.sort_values(x, key=lambda c: c.map(pos))
-        yerr = np.array([best[f"{metric}_mean"] - best[f"{metric}_lo"],
-                         best[f"{metric}_hi"] - best[f"{metric}_mean"]])
-        ax.errorbar([pos[v] for v in best[x]], best[f"{metric}_mean"], yerr=np.nan_to_num(yerr),
-                    color="0.1", lw=2.5, marker="o", ms=7, capsize=4, zorder=3,
-                    label="best setting per arm (chosen by val acc), 95% CI" if ax is axes.flat[0] else None)
+        _chosen_line(ax, chosen.loc[chosen.index.intersection(sub.index)], x, pos, metric,
+                     "best setting per arm (chosen by val acc), 95% CI" if ax is axes.flat[0] else None)
         ax.set_xticks(range(len(levels)), [str(v) for v in levels])
         ax.set_xlim(-0.4, len(levels) - 0.6)
         ax.set_xlabel(LABELS.get(x, x))

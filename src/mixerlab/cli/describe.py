@@ -24,9 +24,11 @@ def run(args) -> int:
     cfg = model_config(args)
     model = create_model(cfg)
     shape = (cfg.in_chans, cfg.image_size, cfg.image_size)
-    record = {k: getattr(cfg, k) for k in ("model", *relevant_factors(cfg), "image_size",
-                                          "in_chans", "num_classes")}
-    record["variant"] = cfg.label
+    # The factors that shape this model: ``model`` for a reference architecture, the mixer,
+    # layout, stem and the rest for the skeleton (whose ``model`` value names no arrangement).
+    record = {"variant": cfg.label}
+    record.update({k: getattr(cfg, k) for k in (*relevant_factors(cfg), "image_size", "in_chans",
+                                               "num_classes")})
     stages = model.stage_plan() if hasattr(model, "stage_plan") else []  # skeleton layouts only
     if stages:  # tokens and grid are the stem's: what the first blocks see
         record.update(tokens=stages[0]["tokens"], grid=stages[0]["grid"],
@@ -48,17 +50,8 @@ def run(args) -> int:
 
 
 def _readable(record: dict, pyramid: bool) -> dict:
-    """The text form's labels. `model: isotropic` is the config value that names mixerlab's own
-    skeleton, which also builds the pyramid layout: printed bare above `layout pyramid` it reads
-    as a contradiction. In a pyramid, tokens and grid are the stem's (the first stage's)."""
-    out = {}
-    for k, v in record.items():
-        if k == "model" and v == "isotropic":
-            v = "mixerlab skeleton (--model isotropic)"
-        if pyramid and k in ("tokens", "grid"):
-            k = f"stem {k}"
-        out[k] = v
-    return out
+    """The text form's labels: in a pyramid, tokens and grid are the stem's (the first stage's)."""
+    return {(f"stem {k}" if pyramid and k in ("tokens", "grid") else k): v for k, v in record.items()}
 
 
 def _fmt(v) -> str:

@@ -18,7 +18,8 @@ def _choices(name: str) -> tuple[str, ...]:
 def add_model_options(p: argparse.ArgumentParser) -> None:
     g = p.add_argument_group("model (defaults: mixerlab's isotropic ConvMixer-like model)")
     g.add_argument("--model", default=_DEFAULT.model,
-                   help="'isotropic' (default) or a reference architecture (see `mixerlab models`)")
+                   help="'isotropic' (default; alias 'skeleton': mixerlab's skeleton in either --layout) "
+                        "or a reference architecture (see `mixerlab models`)")
     g.add_argument("--mixer", default=_DEFAULT.mixer, help="token mixer of the isotropic model")
     for name, typ in (("patch_size", int), ("kernel_size", int), ("depth", int), ("width", int),
                       ("mlp_ratio", float), ("heads", int), ("image_size", int),
@@ -30,7 +31,8 @@ def add_model_options(p: argparse.ArgumentParser) -> None:
                         "(default: --mlp-ratio; the token MLP of mixer 'mlp' keeps --mlp-ratio)")
     for name, what in (("norm", ""),
                        ("layout", "; pyramid = 3 stages, each halving the grid and doubling the width"),
-                       ("stem", "; conv = overlapping 3x3 stride-2 convs, power-of-two patch sizes")):
+                       ("stem", "; conv = overlapping 3x3 stride-2 convs, power-of-two patch sizes"),
+                       ("downsample", "; pyramid only: merge2 = non-overlapping 2x2 merge (Swin)")):
         g.add_argument(f"--{name}", choices=_choices(name), default=None,
                        help=f"default {getattr(_DEFAULT, name)}{what}")
 

@@ -5,8 +5,7 @@ from __future__ import annotations
 import os
 import shlex
 import sys
-
-from mixerlab.errors import ConfigError
+from pathlib import Path
 
 
 def register(sub) -> None:
@@ -35,88 +34,30 @@ def register(sub) -> None:
 
 
 def run(args) -> int:
-    from mixerlab.sweep.runner import prepare, run_sweep
+    from mixerlab.sweep.options import SweepOptions
 
-    if args.max_concurrent is not None and args.max_concurrent <= 0:
-        raise ConfigError(f"--max-concurrent: must be a positive integer (got {args.max_concurrent})")
-    if args.log:  # a missing package is said before the spec is even read
-        from mixerlab.trackers import require
-
-        require(args.log)
+    command = " ".join(["mixerlab", *map(shlex.quote, sys.argv[1:])])
+    # Checked here, before the spec is read: a bad option is one line, exit 2 (dry run too).
+    options = SweepOptions(results_root=Path(args.results), address=args.address,
+                           max_concurrent=args.max_concurrent, new_study=args.new_study,
+                           extend=args.extend, retry_failed=args.retry_failed,
+                           log=tuple(args.log), log_dir=args.log_dir, command=command)
     if args.dry_run:
-        return dry_run(*prepare(args.spec), args.spec)
+        from mixerlab.sweep.dry_run import dry_run
+
+        return dry_run(args.spec)
     import signal
+
+    from mixerlab.sweep.runner import run_sweep
+    from mixerlab.sweep.status import summary
 
     # Ctrl-C, or the SIGINT a batch script forwards before its time limit, makes Tune save the
     # study; a driver started in the background of a script would otherwise ignore it.
     signal.signal(signal.SIGINT, signal.default_int_handler)
-    path = run_sweep(args.spec, results_root=args.results, address=args.address,
-                     max_concurrent=args.max_concurrent, new_study=args.new_study,
-                     retry_failed=args.retry_failed, extend=args.extend,
-                     log=args.log, log_dir=args.log_dir,
-                     command=" ".join(["mixerlab", *map(shlex.quote, sys.argv[1:])]))
-    from mixerlab.sweep.status import summary
-
+    path = run_sweep(args.spec, options)
     counts = summary(path)
     print(f"{path}: {counts}")
     if "pending" in counts:
-        print(f"not finished: re-run `mixerlab {' '.join(map(shlex.quote, sys.argv[1:]))}` to "
-              "resume where it stopped", file=sys.stderr)
+        print(f"not finished: re-run `{command}` to resume where it stopped", file=sys.stderr)
         return 1
-    return 0
-
-
-def _has_cuda() -> bool:
-    import torch
-
-    return torch.cuda.is_available()
-
-
-def dry_run(spec, data, plan, spec_path) -> int:
-    import pandas as pd
-
-    from mixerlab.sweep.estimate import estimate_trials, wall_seconds
-    from mixerlab.sweep.trials import describe_plan
-
-    rows = pd.DataFrame(describe_plan(plan))
-    seeds = len(spec.seed_list)
-    t = spec.train_config()
-    n_train = len(data.train_y)
-    # Timing this CPU says nothing about the GPU node a GPU spec is meant for: no estimate.
-    gpu_elsewhere = bool(spec.resources.gpu) and not _has_cuda()
-    rows["est_trial_s"] = (float("nan") if gpu_elsewhere else
-                           estimate_trials(plan, data, spec.resources.cpu, spec.resources.gpu))
-    pd.set_option("display.width", 200)
-    pd.set_option("display.max_columns", 40)
-    print(f"{spec.name}: {spec.question}")
-    n_set = len(plan.nuisance)
-    tuned = (f" x {n_set} nuisance setting(s) ({' x '.join(f'{k} {v}' for k, v in spec.nuisance.items())})"
-             if spec.nuisance else "")
-    print(f"{len(plan.configs)} configuration(s){tuned} x {seeds} seed(s) = {len(plan.trials)} trials on "
-          f"{data.name} ({n_train} training images, {t.epochs} epochs)")
-    if spec.match is not None:
-        print(f"capacity matched by {' and by '.join(spec.match.by_list)} within "
-              f"{spec.match.tolerance:.0%} of the reference {spec.match.reference or '(base model)'}")
-    if plan.collapsed:
-        print(f"{plan.collapsed} grid point(s) collapsed: they differed only in factors their "
-              "mixer does not use (e.g. kernel_size for attention)")
-    per_config = list(rows["est_trial_s"])
-    if spec.nuisance:
-        rows = rows.rename(columns={"est_trial_s": f"est_trial_s (x{n_set} settings)"})
-    print(rows.to_string(index=False, float_format=lambda v: f"{v:,.4g}"))
-    if gpu_elsewhere:
-        print(f"estimated cost: none here: this spec asks for {spec.resources.gpu:g} GPU per trial "
-              "and this machine has none; run this dry run on the GPU node to time it there")
-        return 0
-    slots = max(1, int((os.cpu_count() or 1) // spec.resources.cpu))
-    if spec.resources.gpu:
-        import torch
-
-        slots = min(slots, int(torch.cuda.device_count() // spec.resources.gpu))
-    slots = max(1, min(slots, spec.max_concurrent or slots, len(plan.trials)))
-    total = sum(per_config) * seeds
-    print(f"estimated cost: {total / 60:,.1f} trial-minutes in all, about "
-          f"{wall_seconds(per_config, seeds, slots) / 60:,.1f} minutes of wall time with {slots} "
-          "trial(s) at a time on this machine (timed training and evaluation of each "
-          "configuration; see mixerlab/sweep/estimate.py)")
     return 0

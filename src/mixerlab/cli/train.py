@@ -25,6 +25,8 @@ def register(sub) -> None:
     g.add_argument("--data-dir", default=None, help="folder holding the data set's files")
     g.add_argument("--train-subset", type=int, default=None, help="stratified subset of the training set")
     g.add_argument("--val-fraction", type=float, default=None, help="held-out validation share (default 0.1)")
+    g.add_argument("--split-per-seed", action="store_true",
+                   help="draw the validation split and training subset from --seed (default: split_seed 0)")
     g.add_argument("--epochs", type=int, default=None, help=f"default {_T.epochs}")
     g.add_argument("--batch-size", type=int, default=None, help=f"default {_T.batch_size}")
     g.add_argument("--lr", type=float, default=None, help=f"AdamW peak lr, default {_T.lr}")
@@ -51,6 +53,8 @@ def trial_config(args) -> TrialConfig:
         data["val_fraction"] = args.val_fraction
     if args.no_augment:
         data["augment"] = False
+    if args.split_per_seed:
+        data["split_per_seed"] = True
     if args.image_size is not None:  # the data set is resized to it, as dataset.image_size in a spec
         data["image_size"] = args.image_size
     train = {k: getattr(args, k) for k in ("epochs", "batch_size", "lr", "weight_decay", "schedule",

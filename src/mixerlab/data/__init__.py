@@ -7,7 +7,13 @@
 from mixerlab.data import cifar, idx, imagefolder, synthetic  # noqa: F401  (register sources)
 from mixerlab.data.base import Dataset, RawSplits, pixel_stats
 from mixerlab.data.pipeline import DeviceLoader, make_loaders
-from mixerlab.data.registry import list_datasets, load_dataset, register_dataset, resized
+from mixerlab.data.registry import (
+           list_datasets,
+           load_dataset,
+           register_dataset,
+           resized,
+           split_for_seed,
+)
 
 __all__ = ["Dataset", "DeviceLoader", "RawSplits", "list_datasets", "load_dataset",
-           "make_loaders", "pixel_stats", "register_dataset", "resized"]
+           "make_loaders", "pixel_stats", "register_dataset", "resized", "split_for_seed"]

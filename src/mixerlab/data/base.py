@@ -55,6 +55,14 @@ class Dataset:
     source: str = "synthetic"  # folder read from, or "synthetic"
     synthetic: bool = False
     notes: list[str] = field(default_factory=list)  # anything a reader of results must know
+    # The seed the train/validation split and training subset were drawn from (None: not
+    # drawn by load_dataset, e.g. built by hand).
+    split_seed: int | None = None
+    # The whole training set before the split, (M, C, H, W) uint8 and (M,) int64: kept only
+    # when ``DataConfig.split_per_seed`` is set, so each trial can draw its own split from it
+    # (:func:`~mixerlab.data.registry.split_for_seed`); None otherwise.
+    pool_x: torch.Tensor | None = None
+    pool_y: torch.Tensor | None = None
 
     def __post_init__(self):
         # Every source ends here, so a wrong dtype or shape fails at load time, not deep

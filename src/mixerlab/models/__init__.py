@@ -1,7 +1,7 @@
 """Models: the skeleton with a token-mixer slot (isotropic or pyramid), and timm references."""
 
+from mixerlab.models.blocks import Block, make_blocks
 from mixerlab.models.factory import (
-    LAYOUTS,
     canonical,
     check_model,
     create_model,
@@ -9,14 +9,16 @@ from mixerlab.models.factory import (
     relevant_factors,
     uses_pos_embed,
 )
-from mixerlab.models.isotropic import Block, IsotropicNet
+from mixerlab.models.isotropic import IsotropicNet
+from mixerlab.models.layouts import LAYOUTS, get_layout, list_layouts, register_layout
 from mixerlab.models.mixers import get_mixer, list_mixers, register_mixer
-from mixerlab.models.pyramid import PyramidNet
+from mixerlab.models.pyramid import DOWNSAMPLES, PyramidNet
 from mixerlab.models.reference import create_reference, list_references, register_reference
 from mixerlab.models.stems import STEMS
 
 __all__ = [
-    "LAYOUTS", "STEMS", "Block", "IsotropicNet", "PyramidNet", "canonical", "check_model",
-    "create_model", "create_reference", "get_mixer", "list_mixers", "list_models", "list_references", "register_mixer",
-    "register_reference", "relevant_factors", "uses_pos_embed",
+    "DOWNSAMPLES", "LAYOUTS", "STEMS", "Block", "IsotropicNet", "PyramidNet", "canonical", "check_model",
+    "create_model", "create_reference", "get_layout", "get_mixer", "list_layouts", "list_mixers", "list_models",
+    "list_references", "make_blocks", "register_layout", "register_mixer", "register_reference",
+    "relevant_factors", "uses_pos_embed",
 ]

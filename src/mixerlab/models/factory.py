@@ -6,18 +6,16 @@ from torch import nn
 
 from mixerlab.config import ModelConfig
 from mixerlab.errors import ConfigError
-from mixerlab.models.isotropic import IsotropicNet
+from mixerlab.models import isotropic, pyramid  # noqa: F401  (each registers its layout)
+from mixerlab.models.layouts import get_layout, list_layouts
 from mixerlab.models.mixers import get_mixer, list_mixers
-from mixerlab.models.pyramid import STAGES, PyramidNet
+from mixerlab.models.pyramid import STAGES
 from mixerlab.models.reference import create_reference, is_reference, list_references
 from mixerlab.models.stems import STEMS, is_power_of_two
 
-# Factors every model of mixerlab's skeleton has, whatever its mixer.
+# Factors every model of mixerlab's skeleton has, whatever its mixer and layout. A layout's
+# own factors are its ``uses`` (models/layouts.py), a mixer's its ``uses`` (mixers/registry.py).
 SHARED_FACTORS = ("patch_size", "depth", "width", "mlp_ratio", "norm", "layout", "stem")
-
-# The ``layout`` factor: how the skeleton arranges its blocks. Each is built as ``cls(cfg)``
-# and answers stage_plan() besides timm's model methods.
-LAYOUTS = {"isotropic": IsotropicNet, "pyramid": PyramidNet}
 
 
 def check_model(cfg: ModelConfig) -> None:
@@ -25,7 +23,7 @@ def check_model(cfg: ModelConfig) -> None:
     for name in ("image_size", "in_chans", "num_classes"):
         if getattr(cfg, name) <= 0:
             raise ConfigError(f"{name}: must be a positive integer (got {getattr(cfg, name)})")
-    if cfg.model != "isotropic":
+    if not cfg.is_skeleton:
         if not is_reference(cfg.model):
             create_reference(cfg.model, cfg.image_size, cfg.in_chans, cfg.num_classes)  # raises
         return
@@ -66,6 +64,7 @@ def _check_stem(cfg: ModelConfig) -> None:
 
 
 def _check_layout(cfg: ModelConfig) -> None:
+    get_layout(cfg.layout)  # raises for an unknown one
     if cfg.layout != "pyramid":
         return
     if cfg.depth < STAGES:
@@ -97,22 +96,25 @@ def _or(values: list) -> str:
 
 
 def create_model(cfg: ModelConfig) -> nn.Module:
-    """Build the model ``cfg`` describes (the skeleton in its ``layout``, or a timm reference)."""
+    """Build the model ``cfg`` describes: the skeleton in the arrangement its ``layout`` names
+    (the layout registry, models/layouts.py), or a reference architecture."""
     check_model(cfg)
-    if cfg.model == "isotropic":  # mixerlab's skeleton; ``layout`` picks the arrangement
-        return LAYOUTS[cfg.layout](cfg)
-    return create_reference(cfg.model, cfg.image_size, cfg.in_chans, cfg.num_classes)
+    if not cfg.is_skeleton:
+        return create_reference(cfg.model, cfg.image_size, cfg.in_chans, cfg.num_classes)
+    return get_layout(cfg.layout)(cfg)
 
 
 def relevant_factors(cfg: ModelConfig) -> tuple[str, ...]:
     """The model factors that change the model ``cfg`` builds (others have no effect).
 
     ``channel_mlp_ratio`` counts only when set: unset, the channel MLP follows ``mlp_ratio``.
+    A layout's own factors (the pyramid's ``downsample``) count only in that layout.
     """
-    if cfg.model != "isotropic":
+    if not cfg.is_skeleton:
         return ("model",)
     own = ("channel_mlp_ratio",) if cfg.channel_mlp_ratio is not None else ()
-    return tuple(dict.fromkeys(("mixer", *SHARED_FACTORS, *own, *get_mixer(cfg.mixer).uses)))
+    return tuple(dict.fromkeys(("mixer", *SHARED_FACTORS, *own, *get_mixer(cfg.mixer).uses,
+                                *get_layout(cfg.layout).uses)))
 
 
 def canonical(cfg: ModelConfig) -> ModelConfig:
@@ -125,9 +127,9 @@ def canonical(cfg: ModelConfig) -> ModelConfig:
 
 
 def uses_pos_embed(cfg: ModelConfig) -> bool:
-    return cfg.model == "isotropic" and get_mixer(cfg.mixer).pos_embed
+    return cfg.is_skeleton and get_mixer(cfg.mixer).pos_embed
 
 
 def list_models() -> dict[str, list[str]]:
-    return {"mixers": list_mixers(), "layouts": list(LAYOUTS), "stems": list(STEMS),
+    return {"mixers": list_mixers(), "layouts": list_layouts(), "stems": list(STEMS),
             "references": list_references()}

@@ -223,3 +223,20 @@ def disconnect() -> None:
     import ray
 
     ray.shutdown()
+
+
+@contextmanager
+def connected(address: str | None):
+    """Connected to the cluster at ``address`` (if any) for the ``with`` block, then left.
+
+    The runner enters it before anything is written: a wrong address or a refused token is
+    one line, exit 2, with the study folder untouched.
+    """
+    if not address:
+        yield None
+        return
+    live = connect(address)
+    try:
+        yield live
+    finally:
+        disconnect()

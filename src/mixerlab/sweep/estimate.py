@@ -81,10 +81,10 @@ def _rates(cfg, t, device) -> tuple[float, float]:
 def estimate_trials(plan, data, cpus: float, gpu: float = 0.0) -> list[float]:
     """Seconds per scientific configuration for one seed, summed over its nuisance settings."""
     per_trial = estimate_per_trial(plan, data, cpus, gpu)
-    seeds = len(plan.trials) // max(1, len(plan.configs) * len(plan.nuisance))
+    seeds = len(plan.trials) // max(1, len(plan.arms) * len(plan.nuisance))
     out = []
-    for i in range(len(plan.configs)):
-        # plan.trials is ordered configuration x setting x seed.
+    for i in range(len(plan.arms)):
+        # plan.trials is ordered arm x setting x seed.
         block = plan.trials[i * len(plan.nuisance) * seeds:(i + 1) * len(plan.nuisance) * seeds]
         out.append(sum(per_trial[t.trial_id] for t in block) / max(1, seeds))
     return out

@@ -27,17 +27,11 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 from mixerlab.config import DataConfig, ModelConfig, TrainConfig, parse
 from mixerlab.errors import ConfigError
 
+# Factors a grid may vary: one definition, shared with the analysis (mixerlab/factors.py);
+# re-exported here because specs are validated against them.
+from mixerlab.factors import DATA_FACTORS, GRID_FACTORS, MODEL_FACTORS, RECIPE_FACTORS  # noqa: F401
+
 _STRICT = ConfigDict(extra="forbid")
-# Factors a grid may vary: the model's fields (``model`` selects reference architectures)
-# and a few recipe values.
-MODEL_FACTORS = tuple(k for k in ModelConfig.model_fields if k not in ("image_size", "in_chans", "num_classes"))
-# The input's side: varied with the patch size, it holds the token grid fixed while the
-# information per image changes (the second sweep of Nguyen et al. 2024, arXiv:2406.09415).
-# Each trial resizes the loaded data set at its start (data.registry.resized).
-DATA_FACTORS = ("image_size",)
-RECIPE_FACTORS = ("lr", "weight_decay", "batch_size", "epochs", "schedule", "label_smoothing",
-                  "grad_clip", "mixup", "cutmix", "ema")
-GRID_FACTORS = MODEL_FACTORS + DATA_FACTORS + RECIPE_FACTORS
 
 
 MATCH_BY = ("params", "macs")

@@ -8,7 +8,7 @@ from torch import nn
 from mixerlab.models.mixers.registry import register_mixer
 
 
-@register_mixer("identity", paper="IdentityFormer, MetaFormer baselines, arXiv:2210.13452")
+@register_mixer("identity", paper="IdentityFormer, MetaFormer baselines, arXiv:2210.13452", control=True)
 class IdentityMixer(nn.Module):
     """Identity: tokens never exchange information until the global pool."""
 

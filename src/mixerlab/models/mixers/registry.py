@@ -9,7 +9,7 @@ does not use has no effect, so sweeps collapse such combinations into one trial.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 from torch import nn
 
@@ -24,18 +24,27 @@ class MixerInfo:
     pos_embed: bool = False  # needs learned position embeddings (permutation-invariant mixers)
     description: str = ""
     paper: str = ""
-    extra: dict = field(default_factory=dict)
+    # A control mixes no tokens at all (MetaFormer's IdentityFormer): the report measures the
+    # real mixers against it, and the answer leaves it out of "among the real mixers".
+    control: bool = False
+
+    @property
+    def has_heads(self) -> bool:
+        """It splits its width among ``heads`` (multi-head attention): the factory requires a
+        width divisible by heads, and capacity matching steps the width by heads."""
+        return "heads" in self.uses
 
 
 _MIXERS: dict[str, MixerInfo] = {}
 
 
-def register_mixer(name: str, *, uses=(), pos_embed=False, paper=""):
-    """Class decorator: register a token mixer under ``name``."""
+def register_mixer(name: str, *, uses=(), pos_embed=False, paper="", control=False):
+    """Class decorator: register a token mixer under ``name`` (``control``: it mixes no tokens)."""
 
     def wrap(cls):
         doc = (cls.__doc__ or "").strip().splitlines()
-        _MIXERS[name] = MixerInfo(name, cls, tuple(uses), pos_embed, doc[0] if doc else "", paper)
+        _MIXERS[name] = MixerInfo(name, cls, tuple(uses), pos_embed, doc[0] if doc else "", paper,
+                                  control=control)
         return cls
 
     return wrap
@@ -56,3 +65,8 @@ def get_mixer(name: str) -> MixerInfo:
     if name not in _MIXERS:
         raise ConfigError(f"mixer: unknown '{name}'; choose one of {', '.join(list_mixers())}")
     return _MIXERS[name]
+
+
+def list_controls() -> set[str]:
+    """The registered mixers that mix no tokens (the controls a report compares against)."""
+    return {name for name in list_mixers() if _MIXERS[name].control}

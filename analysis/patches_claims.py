@@ -1,0 +1,133 @@
+"""The answer's verdicts: the published claims, each a rule on seed-paired gaps, decided in one
+family (mixerlab.analysis.claims), and only from arms that had converged.
+
+Every rule below is written before its numbers: the claim's sentence, its kind (``beats``: a
+is better than b; ``within``: the arms are practically the same, every gap inside the ROPE)
+and the gaps it reads. The numbers decide the verdict; nothing here is typed by hand.
+"""
+
+from __future__ import annotations
+
+import itertools
+
+import numpy as np
+import pandas as pd
+
+from mixerlab.analysis import markdown_table
+from mixerlab.analysis.claims import ALPHA, ROPE, Claim, Gap, claim_verdict, family, paired_diffs
+from mixerlab.convergence import STILL_CLIMBING, still_climbing
+
+CONVMIXER = "ConvMixer (Trockman & Kolter, arXiv:2201.09792)"
+METAFORMER = "MetaFormer baselines (Yu et al., arXiv:2210.13452, Table 1)"
+REAL = ("attention", "mlp", "conv")  # the mixers that mix tokens (identity is the control)
+
+
+def _mixer_gaps(study: str, at: dict, where: str, mixers=REAL) -> list[Gap]:
+    return [Gap(study, {"variant": a, **at}, {"variant": b, **at}, f"{a} - {b}{where}")
+            for a, b in itertools.combinations(mixers, 2)]
+
+
+def claim_list(frames: dict[str, pd.DataFrame]) -> list[Claim]:
+    """The claims whose studies are given (``frames``: study frame name -> compared trials)."""
+    out = []
+    mp = "mixer_patch (matched by params)"
+    if mp in frames:
+        out.append(Claim("The mixer matters little once the patches are fixed: among attention, the MLP and "
+                         "the depthwise conv at the same patch size, every gap is within the ROPE", CONVMIXER,
+                         "within", _mixer_gaps(mp, {"patch_size": 4}, " (p4)") + _mixer_gaps(mp, {"patch_size": 7}, " (p7)")))
+    if "budget" in frames:
+        for e in sorted(frames["budget"]["epochs"].unique()):
+            out.append(Claim(f"The mixer matters little (full training set, {int(e)} epoch(s)): every gap among "
+                             "the real mixers within the ROPE", CONVMIXER, "within",
+                             _mixer_gaps("budget", {"epochs": e}, f" ({int(e)} ep)")))
+            out.append(Claim(f"Any token mixing beats none (full training set, {int(e)} epoch(s)): conv beats "
+                             "the identity control", METAFORMER, "beats",
+                             [Gap("budget", {"variant": "conv", "epochs": e}, {"variant": "identity", "epochs": e},
+                                  f"conv - identity ({int(e)} ep)")]))
+    if "baselines" in frames:
+        for m, who in (("conv", CONVMIXER), ("pool", METAFORMER), ("random", METAFORMER)):
+            out.append(Claim(f"{m} mixing beats no mixing (the identity control)", who, "beats",
+                             [Gap("baselines", {"variant": m}, {"variant": "identity"}, f"{m} - identity")]))
+    if "pixels" in frames:
+        for p in (1, 2):
+            out.append(Claim(f"Smaller patches are more accurate: conv at patch {p} beats patch 4 (patch stem)",
+                             CONVMIXER + ", Table 3", "beats",
+                             [Gap("pixels", {"variant": "conv", "stem": "patch", "patch_size": p},
+                                  {"variant": "conv", "stem": "patch", "patch_size": 4}, f"conv p{p} - p4")]))
+        out.append(Claim("A convolutional stem beats a patch stem for attention (ViT)",
+                         "Xiao et al., arXiv:2106.14881", "beats",
+                         [Gap("pixels", {"variant": "attention", "stem": "conv", "patch_size": 4},
+                              {"variant": "attention", "stem": "patch", "patch_size": 4}, "attention p4 conv - patch stem")]))
+    if "kernel" in frames:
+        out.append(Claim("Larger depthwise kernels are better: k9 beats k3 (patch 2)", CONVMIXER, "beats",
+                         [Gap("kernel", {"kernel_size": 9, "patch_size": 2}, {"kernel_size": 3, "patch_size": 2},
+                              "k9 - k3 (p2)")]))
+    if "layout" in frames:
+        out.append(Claim("Isotropic patches compete with a pyramid: for every real mixer the pyramid's lead is "
+                         "within the ROPE", CONVMIXER + " (isotropic by design)", "within",
+                         [Gap("layout", {"variant": m, "layout": "pyramid"}, {"variant": m, "layout": "isotropic"},
+                              f"{m} pyramid - isotropic") for m in REAL]))
+    if "references" in frames:
+        out.append(Claim("ConvMixer beats ViT and MLP-Mixer at similar size (timm's models)", CONVMIXER, "beats",
+                         [Gap("references", {"variant": "convmixer_64_6_ks5_p2"}, {"variant": r}, f"ConvMixer - {r}")
+                          for r in ("vit_64_6_h4_p4", "mixer_64_6_p4")]))
+    return [c for c in out if all(_has(frames[g.study], g.a) and _has(frames[g.study], g.b) for g in c.gaps)]
+
+
+def _has(df: pd.DataFrame, at: dict) -> bool:
+    sel = df
+    for k, v in at.items():
+        sel = sel[sel[k] == v] if k in sel else sel.iloc[0:0]
+    return len(sel) > 0
+
+
+def _gain(df: pd.DataFrame, at: dict) -> float:
+    """The arm's late validation gain, mean over its seeds (NaN where not measured)."""
+    sel = df
+    for k, v in at.items():
+        sel = sel[sel[k] == v]
+    return float(sel["late_gain"].mean()) if "late_gain" in sel and sel["late_gain"].notna().any() else np.nan
+
+
+def evaluate(claims: list[Claim], frames: dict[str, pd.DataFrame]) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """(one row per claim with its verdict, one row per gap of the family)."""
+    pairs = [(g, paired_diffs(frames[g.study], g.a, g.b)) for c in claims for g in c.gaps]
+    gaps = family(pairs)
+    gaps.insert(0, "claim", [i for i, c in enumerate(claims) for _ in c.gaps])
+    gaps["late gain a"] = [_gain(frames[g.study], g.a) for g, _ in pairs]
+    gaps["late gain b"] = [_gain(frames[g.study], g.b) for g, _ in pairs]
+    rows = []
+    for i, c in enumerate(claims):
+        mine = gaps[gaps["claim"] == i]
+        says = claim_verdict(mine, c.kind)
+        gains = pd.concat([mine["late gain a"], mine["late gain b"]])
+        climbing = bool(any(still_climbing(x) for x in gains))
+        unknown = bool(gains.isna().any())
+        verdict = ("undecided (arms still climbing)" if climbing
+                   else "undecided (convergence not measured)" if unknown else says)
+        rows.append({"claim": c.text, "source": c.source, "kind": c.kind, "studies": ", ".join(sorted(set(mine["study"]))),
+                     "intervals say": says, "largest late gain": gains.max(), "verdict": verdict})
+    return pd.DataFrame(rows), gaps
+
+
+def render(table: pd.DataFrame, gaps: pd.DataFrame) -> list[str]:
+    """The answer's Claims section."""
+    m, conf = gaps.attrs.get("m", len(gaps)), gaps.attrs.get("confidence", 1 - ALPHA)
+    lines = ["## Claims and verdicts", "",
+             f"Each claim is a rule written before its numbers: **beats** (a is better than b) agrees when the "
+             f"gap's adjusted interval lies above 0, disagrees below 0, is **equivalent** inside the region of "
+             f"practical equivalence (ROPE, +-{ROPE:g} point), else undecided; **within** (the arms are practically "
+             f"the same) agrees when every gap lies inside the ROPE, disagrees when one lies wholly outside it. "
+             f"One family for the whole answer: {m} seed-paired gaps, each interval at {conf:.2%} "
+             f"(Bonferroni, alpha {ALPHA:g} / {m}), Holm's p over the same family beside it. A verdict is drawn "
+             f"only from arms that converged: an arm whose validation accuracy still rose more than "
+             f"{STILL_CLIMBING:g} points over its last 20% of training makes the claim undecided, whatever its "
+             "interval says (column 'intervals say': what the interval would decide at this budget).", "",
+             markdown_table(table.drop(columns=["source", "kind"]).rename(
+                 columns={"largest late gain": "largest late gain (points)"})), "",
+             "### Every gap of the family", "",
+             markdown_table(gaps.assign(claim=gaps["claim"] + 1).rename(
+                 columns={"diff": "a - b (points)", "lo": "adj. lo", "hi": "adj. hi", "p": "p (unadjusted)",
+                          "p_holm": "Holm p"})), "",
+             "(claim: the row number in the table above.)", ""]
+    return lines

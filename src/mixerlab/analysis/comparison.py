@@ -1,0 +1,169 @@
+"""A study's comparison, computed once: which trials are compared, at which settings, within
+which strata, by which tests. The report, the plots and the answer script all read it.
+
+One owner for each decision in it:
+
+- which trials are compared: every trial, or with ``nuisance:`` each arm at the setting
+  :func:`~mixerlab.analysis.nuisance.choose_nuisance` chose for it on validation;
+- which comparisons are separate: each capacity matching (``match_by``) is its own stratum;
+- within a matching, what is compared with what (:class:`Stratum`): mixers within a layout or
+  patch size when nothing else varies, else every factor one at a time at fixed levels of the
+  others, so no comparison pools arms over a factor it does not name.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from functools import cached_property
+
+import pandas as pd
+
+from mixerlab.analysis.aggregate import aggregate, design_factors, factors_varied
+from mixerlab.analysis.nuisance import (
+    choose_nuisance,
+    edge_warnings,
+    isolation_table,
+    nuisance_grid,
+    scientific_factors,
+)
+from mixerlab.analysis.stats import anova, factor_pairs, pairwise
+
+# The structural factors a mixer is compared within, in order: where the layout varies, the
+# patch size usually follows from it (a pyramid's stem against isotropic patches).
+STRATA = ("layout", "patch_size")
+
+
+def stratum_factor(factors) -> str | None:
+    """The factor the mixers are compared within: the first of STRATA that is a design factor."""
+    return next((f for f in STRATA if f in factors), None)
+
+
+def table_keys(df: pd.DataFrame, exclude=()) -> list[str]:
+    """The varied factors, variant and the strata first, without ``exclude`` (nuisance, strata)."""
+    factors = [f for f in factors_varied(df) if f not in exclude]
+    first = ("variant", *STRATA)
+    keys = [f for f in first if f in factors] + [f for f in factors if f not in first]
+    return keys or ["variant"]
+
+
+@dataclass
+class Stratum:
+    """The comparable trials of one capacity matching (``by``; None when there is one), and
+    every table the report draws from them."""
+
+    by: str | None
+    df: pd.DataFrame
+    keys: list[str]
+    shown: tuple[str, ...] = ()  # columns shown beside the keys (the nuisance settings)
+
+    @cached_property
+    def design(self) -> list[str]:
+        return design_factors(self.df, self.keys)  # solved widths etc. are not factors of their own
+
+    @property
+    def one_at_a_time(self) -> bool:
+        """Mixers within a stratum is the right comparison only when nothing else varies."""
+        d = self.design
+        return "variant" not in d or any(f not in ("variant", *STRATA) for f in d)
+
+    @property
+    def within(self) -> str | None:
+        return stratum_factor(self.design)
+
+    @cached_property
+    def agg(self) -> pd.DataFrame:
+        return aggregate(self.df, by=list(self.keys) + [c for c in self.shown if c in self.df])
+
+    @cached_property
+    def effects(self) -> pd.DataFrame:
+        return anova(self.df, self.design)
+
+    @cached_property
+    def pairs(self) -> pd.DataFrame:
+        if "variant" not in self.design or self.one_at_a_time:
+            return pd.DataFrame()
+        return pairwise(self.df, group="variant", within=self.within)
+
+    @cached_property
+    def factor_pairs(self) -> pd.DataFrame:
+        return factor_pairs(self.df, self.design) if self.one_at_a_time else pd.DataFrame()
+
+    @cached_property
+    def layouts(self) -> pd.DataFrame:
+        """Layout studies ask the other way round too: for each mixer, one layout vs the other."""
+        if not {"variant", "layout"} <= set(self.design):
+            return pd.DataFrame()
+        return pairwise(self.df, group="layout", within="variant")
+
+    @property
+    def n_seeds(self) -> int:
+        return int(self.df.groupby(self.keys, dropna=False).size().max()) if len(self.df) else 0
+
+
+@dataclass
+class Comparison:
+    """What a study compares. ``trials``: every trial; ``chosen``: the compared ones (each arm
+    at its chosen nuisance setting; all trials when nothing is tuned per arm)."""
+
+    trials: pd.DataFrame
+    nuisance: list[str] = field(default_factory=list)
+    grid: dict = field(default_factory=dict)  # values tried per nuisance factor
+    scientific: list[str] = field(default_factory=list)
+    chosen: pd.DataFrame | None = None
+    choices: pd.DataFrame | None = None  # one row per arm (choose_nuisance's ``choices``)
+
+    @cached_property
+    def isolation(self) -> pd.DataFrame | None:
+        if not self.nuisance:
+            return None
+        return isolation_table(self.trials, self.choices, self.nuisance, self.scientific, self.grid)
+
+    @cached_property
+    def edges(self) -> list[str]:
+        return edge_warnings(self.choices, self.grid) if self.nuisance else []
+
+    @cached_property
+    def strata(self) -> list[Stratum]:
+        """One per capacity matching, each with its own keys (the matching is not one of them)."""
+        df = self.chosen
+        if "match_by" in factors_varied(df):
+            parts = [(by, df[df["match_by"] == by]) for by in sorted(df["match_by"].dropna().unique())]
+        else:
+            parts = [(None, df)]
+        return [Stratum(by, sub, table_keys(sub, exclude=(*self.nuisance, "match_by")), tuple(self.nuisance))
+                for by, sub in parts]
+
+    @property
+    def keys(self) -> list[str]:
+        """The factors of the compared trials (matching included), nuisance excluded."""
+        return table_keys(self.chosen, exclude=self.nuisance)
+
+    @property
+    def n_seeds(self) -> int:
+        return max(s.n_seeds for s in self.strata)
+
+    def frames(self, ok_only: bool = True) -> list[pd.DataFrame]:
+        """The compared trials, one frame per matching, study named ``study (matched by X)``
+        where there are several (what the answer script compares across studies)."""
+        out = []
+        for s in self.strata:
+            sub = s.df[s.df["status"] == "ok"] if ok_only else s.df
+            if s.by is not None:
+                sub = sub.assign(study=f"{sub['study'].iloc[0]} (matched by {s.by})")
+            out.append(sub)
+        return out
+
+
+def compare(df: pd.DataFrame, nuisance=(), grid: dict | None = None) -> Comparison:
+    """The comparison of one study's trial table. ``nuisance``: the recipe factors tuned per
+    arm (the spec's ``nuisance:`` keys); ``grid``: the values the spec lists for them."""
+    nuisance = list(nuisance)
+    if not nuisance:
+        return Comparison(trials=df, chosen=df)
+    scientific = scientific_factors(df, nuisance)
+    chosen = choose_nuisance(df, nuisance, scientific)
+    choices = chosen.attrs["choices"]
+    chosen = chosen.copy()
+    chosen.attrs = {}  # attrs holding DataFrames break pd.concat in the plotting code
+    return Comparison(trials=df, nuisance=nuisance, grid=nuisance_grid(df, nuisance, grid),
+                      scientific=scientific, chosen=chosen, choices=choices)

@@ -1,0 +1,62 @@
+"""``<study>/provenance.json``: how the study was run, one entry per driver session.
+
+A study can take several sessions (interrupted, resumed, extended). Each session records its
+command, wall time, trials at a time and the dry run's estimate of its trials beside the
+real wall time (so every local CPU study checks the estimate users plan with); the study's
+totals, hardware and library versions are kept above them.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+
+import pandas as pd
+
+from mixerlab import provenance
+from mixerlab.results import atomic_write_text
+from mixerlab.sweep.spec import Spec
+from mixerlab.sweep.study import Study
+
+
+def session_entry(command: str, started: str, wall: float, slots: int,
+                  estimate: float | None) -> dict:
+    """One driver session: ``estimate`` is the dry run's seconds for the trials it ran (None
+    if not made, or if the session did not finish them)."""
+    shared = estimate / slots if estimate and slots else None
+    return {"command": command, "started_at": started, "finished_at": provenance.now(),
+            "wall_time_s": round(wall, 1), "concurrent_trials": slots,
+            # estimated seconds of this session's trials shared among its slots, and real / estimate
+            "estimate_wall_s": round(shared, 1) if shared else None,
+            "wall_over_estimate": round(wall / shared, 3) if shared else None}
+
+
+def provenance_document(spec: Spec, sessions: list[dict], n_trials: int, trials: pd.DataFrame) -> dict:
+    """The study's provenance from its ``sessions`` (the last one is this one) and its table."""
+    last = sessions[-1]
+    slots = last["concurrent_trials"]
+    busy = float(pd.to_numeric(trials.get("trial_time_s", pd.Series(dtype=float)),
+                               errors="coerce").sum()) if len(trials) else 0.0
+    total_wall = sum(s["wall_time_s"] for s in sessions)
+    return {
+        "study": spec.name, "question": spec.question, "command": last["command"],
+        "started_at": sessions[0]["started_at"], "finished_at": last["finished_at"],
+        "n_trials": n_trials, "n_finished": int(len(trials)),
+        "seeds": spec.seed_list, "wall_time_s": round(total_wall, 1),
+        "sum_trial_time_s": round(busy, 1),
+        # one session only: the slots of several sessions would mix in the denominator
+        "sweep_efficiency": round(busy / (total_wall * slots), 3) if total_wall and slots and
+        not math.isnan(busy) and len(sessions) == 1 else None,
+        "sessions": sessions, "hardware": provenance.hardware(), "versions": provenance.versions(),
+        "spec_fingerprint": spec.fingerprint(),
+    }
+
+
+def write_provenance(study: Study, spec: Spec, session: dict, n_trials: int,
+                     trials: pd.DataFrame) -> None:
+    """Add ``session`` to the study's provenance.json and update its totals (atomically)."""
+    path = study.path / "provenance.json"
+    previous = json.loads(path.read_text()) if path.exists() else {}
+    sessions = previous.get("sessions", []) + [session]
+    atomic_write_text(path, json.dumps(provenance_document(spec, sessions, n_trials, trials),
+                                       indent=2, default=str))
