@@ -112,6 +112,9 @@ def evaluate(claims: list[Claim], frames: dict[str, pd.DataFrame]) -> tuple[pd.D
 
 def render(table: pd.DataFrame, gaps: pd.DataFrame) -> list[str]:
     """The answer's Claims section."""
+    if not len(table):
+        return ["## Claims and verdicts", "", "None of the studies a claim reads was given, so no claim "
+                "is decided (each claim names its studies in analysis/patches_claims.py).", ""]
     m, conf = gaps.attrs.get("m", len(gaps)), gaps.attrs.get("confidence", 1 - ALPHA)
     lines = ["## Claims and verdicts", "",
              f"Each claim is a rule written before its numbers: **beats** (a is better than b) agrees when the "

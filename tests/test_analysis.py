@@ -283,19 +283,28 @@ def test_patches_answer_combines_a_study_and_refuses_bad_input(tmp_path):
     assert not (tmp_path / "x").exists()
 
 
-@pytest.mark.parametrize("pool, random, verdict", [(78.0, 76.0, "agrees"), (69.5, 69.0, "disagrees")])
-def test_patches_answer_judges_a_finding_by_its_stated_rule(tmp_path, pool, random, verdict):
-    """The baselines finding on a synthetic study: random and pooling both clearly above the
-    identity control, pooling ahead (MetaFormer's order) agrees; neither above it disagrees."""
+@pytest.mark.parametrize("pool, gain, verdict", [
+    (78.0, 0.1, "agrees"),  # clearly above the identity control, every arm converged
+    (70.3, 0.1, "equivalent"),  # above it, but by less than the ROPE: "better" does not hold
+    (65.0, 0.1, "disagrees"),  # below it
+    (78.0, 2.0, "undecided (arms still climbing)"),  # the same gap from arms still learning
+])
+def test_patches_answer_decides_a_claim_by_its_stated_rule(tmp_path, pool, gain, verdict):
+    """The baselines claims on a synthetic study: 'pool mixing beats no mixing' comes out each
+    way the rule allows, and only from converged arms (the records' late validation gain)."""
     noise = (-0.3, 0.1, 0.2)  # the same per seed in every arm: seed-paired differences are exact
     cells = {(v, 4): [base + d for d in noise] for v, base in
-             (("conv", 85.0), ("pool", pool), ("random", random), ("identity", 70.0))}
-    study = _write_study(tmp_path / "baselines", synthetic_trials(cells), name="baselines")
+             (("conv", 85.0), ("pool", pool), ("random", 69.0), ("identity", 70.0))}
+    study = _write_study(tmp_path / "baselines", synthetic_trials(cells).assign(val_gain_last20=gain),
+                         name="baselines")
     done = subprocess.run([sys.executable, ANSWER, study, "--out", tmp_path / "answer"],
                           capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stderr
+    claims = pd.read_csv(tmp_path / "answer" / "claims.csv").set_index("claim")
+    assert claims.loc["pool mixing beats no mixing (the identity control)", "verdict"] == verdict
+    gaps = pd.read_csv(tmp_path / "answer" / "gaps.csv").set_index("gap")
+    assert gaps.loc["pool - identity", "diff"] == pytest.approx(pool - 70.0)
     findings = pd.read_csv(tmp_path / "answer" / "findings.csv").set_index("studies")
-    assert findings.loc["baselines", "verdict"] == verdict
     assert f"pool - identity {pool - 70.0:+.1f}" in findings.loc["baselines", "evidence"]
 
 

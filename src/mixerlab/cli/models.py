@@ -6,7 +6,7 @@ import json
 
 from mixerlab.models import LAYOUTS, STEMS, get_mixer, list_mixers
 from mixerlab.models.factory import SHARED_FACTORS
-from mixerlab.models.reference import _REFERENCES
+from mixerlab.models.reference import list_references, reference_description
 
 
 def register(sub) -> None:
@@ -23,7 +23,7 @@ def run(args) -> int:
             "mixer": name, "factors": list(dict.fromkeys((*SHARED_FACTORS, *info.uses))), "pos_embed": info.pos_embed,
             "description": info.description, "paper": info.paper,
         })
-    refs = [{"model": n, "description": _first_line(f)} for n, f in sorted(_REFERENCES.items())]
+    refs = [{"model": n, "description": reference_description(n)} for n in list_references()]
     layouts = [{"layout": n, "description": _first_line(c)} for n, c in LAYOUTS.items()]
     stems = [{"stem": n, "description": _first_line(c)} for n, c in STEMS.items()]
     if args.json:

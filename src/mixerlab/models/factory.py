@@ -46,7 +46,7 @@ def check_model(cfg: ModelConfig) -> None:
             f"kernel_size: must be a positive odd integer for mixer '{cfg.mixer}' "
             f"(got {cfg.kernel_size}); e.g. 3, 5, 7, 9"
         )
-    if "heads" in info.uses:
+    if info.has_heads:
         if cfg.heads <= 0 or cfg.width % cfg.heads:
             allowed = [h for h in range(1, cfg.width + 1) if cfg.width % h == 0]
             raise ConfigError(

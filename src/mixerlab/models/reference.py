@@ -66,6 +66,12 @@ def list_references() -> list[str]:
     return sorted(_REFERENCES)
 
 
+def reference_description(name: str) -> str:
+    """The first line of a registered reference builder's docstring ("" if it has none)."""
+    doc = (_REFERENCES[name].__doc__ or "").strip().splitlines()
+    return doc[0] if doc else ""
+
+
 def is_reference(name: str) -> bool:
     return name in _REFERENCES or name in timm.list_models()
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from mixerlab.convergence import LATE_GAIN_KEY, late_gain
 from mixerlab.sweep.trials import Trial
 
 WHY = "stopped early by the ASHA scheduler"
@@ -49,4 +50,5 @@ def _curve(checkpoint) -> dict:
     history = state["history"]
     best = best_epoch(history)
     return dict(history=history, train_time_s=state["train_time_s"],
-                best_val_acc=best.get("val_acc", float("nan")), best_epoch=best.get("epoch"))
+                best_val_acc=best.get("val_acc", float("nan")), best_epoch=best.get("epoch"),
+                **{LATE_GAIN_KEY: late_gain(history)})
