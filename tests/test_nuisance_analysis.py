@@ -168,6 +168,17 @@ def test_isolation_plot_has_a_line_per_setting_and_the_chosen_curve():
     assert labels[:3] == ["lr=0.002", "lr=0.005", "lr=0.01"] and "chosen by val acc" in labels[3]
 
 
+def test_isolation_plot_of_a_study_in_parts_skips_settings_not_run_yet():
+    """A study stopped part way (run in parts): one panel has no trial at one setting, and
+    no chosen trial at all; the plot draws what there is instead of raising."""
+    df = synthetic_trials(_grid({(v, p): {0.002: 80.0, 0.005: 81.0, 0.01: 79.0}
+                                 for v in ("conv", "mlp") for p in (4, 7)}))
+    df = df[~((df["patch_size"] == 7) & (df["lr"] == 0.01))]
+    c = compare(df, ["lr"])
+    fig = isolation(df, c.chosen.iloc[0:0], ["lr"], "variant", c.scientific)
+    assert len(fig.axes) == 2
+
+
 def test_paired_when_arms_share_seeds_else_welch():
     df = synthetic_trials({("conv", 4, 0.005): 83.0, ("mlp", 4, 0.005): 80.0})
     df["test_acc"] += np.tile([0.0, 0.1, -0.1], 2) * np.repeat([1, -1], 3)  # diffs vary

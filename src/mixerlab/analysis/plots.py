@@ -170,7 +170,10 @@ def learning_curves(history: pd.DataFrame) -> plt.Figure:
 
 def _chosen_line(ax, mine: pd.DataFrame, x: str, pos: dict, metric: str, label) -> None:
     """The bold line of an isolation plot: each arm of one panel at its chosen setting."""
-    best = aggregate(mine, by=[x], metrics=(metric,)).dropna(subset=[f"{metric}_mean"])
+    best = aggregate(mine, by=[x], metrics=(metric,))
+    if f"{metric}_mean" not in best:  # no chosen trial in this panel yet
+        return
+    best = best.dropna(subset=[f"{metric}_mean"])
     best = best.sort_values(x, key=lambda c: c.map(pos))
     yerr = np.array([best[f"{metric}_mean"] - best[f"{metric}_lo"],
                      best[f"{metric}_hi"] - best[f"{metric}_mean"]])
@@ -209,7 +212,10 @@ def isolation(df: pd.DataFrame, chosen: pd.DataFrame, nuisance, x: str, scientif
         for (_, setting), color in zip(settings.iterrows(), shades):
             mask = np.logical_and.reduce([(sub[k] == setting[k]) | (sub[k].isna() & pd.isna(setting[k]))
                                           for k in nuisance])
-            agg = aggregate(sub[mask], by=[x], metrics=(metric,)).dropna(subset=[f"{metric}_mean"])
+            agg = aggregate(sub[mask], by=[x], metrics=(metric,))
+            if f"{metric}_mean" not in agg:  # no trial of this setting here yet (a study in parts)
+                continue
+            agg = agg.dropna(subset=[f"{metric}_mean"])
             ax.plot([pos[v] for v in agg[x]], agg[f"{metric}_mean"], lw=1, alpha=0.8, color=color,
                     marker=".", label=setting_label(setting, nuisance) if ax is axes.flat[0] else None)
         _chosen_line(ax, chosen.loc[chosen.index.intersection(sub.index)], x, pos, metric,
