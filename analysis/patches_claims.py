@@ -14,7 +14,16 @@ import numpy as np
 import pandas as pd
 
 from mixerlab.analysis import markdown_table
-from mixerlab.analysis.claims import ALPHA, ROPE, Claim, Gap, claim_verdict, family, paired_diffs
+from mixerlab.analysis.claims import (
+    ALPHA,
+    ROPE,
+    Claim,
+    Gap,
+    claim_verdict,
+    family,
+    paired_diffs,
+    select,
+)
 from mixerlab.convergence import STILL_CLIMBING, still_climbing
 
 CONVMIXER = "ConvMixer (Trockman & Kolter, arXiv:2201.09792)"
@@ -75,17 +84,12 @@ def claim_list(frames: dict[str, pd.DataFrame]) -> list[Claim]:
 
 
 def _has(df: pd.DataFrame, at: dict) -> bool:
-    sel = df
-    for k, v in at.items():
-        sel = sel[sel[k] == v] if k in sel else sel.iloc[0:0]
-    return len(sel) > 0
+    return len(select(df, at)) > 0
 
 
 def _gain(df: pd.DataFrame, at: dict) -> float:
     """The arm's late validation gain, mean over its seeds (NaN where not measured)."""
-    sel = df
-    for k, v in at.items():
-        sel = sel[sel[k] == v]
+    sel = select(df, at)
     return float(sel["late_gain"].mean()) if "late_gain" in sel and sel["late_gain"].notna().any() else np.nan
 
 

@@ -58,14 +58,18 @@ class Claim:
     gaps: list[Gap] = field(default_factory=list)
 
 
+def select(df: pd.DataFrame, at: dict) -> pd.DataFrame:
+    """The rows of ``df`` with every factor of ``at`` at its value (none if a factor is absent)."""
+    mask = pd.Series(True, index=df.index)
+    for k, v in at.items():
+        mask &= (df[k] == v) if k in df else False
+    return df[mask]
+
+
 def paired_diffs(df: pd.DataFrame, a: dict, b: dict, metric: str = "test_acc") -> pd.Series:
     """a - b per shared seed (ok trials only)."""
-    def arm(at):
-        sel = df[df["status"] == "ok"] if "status" in df else df
-        for k, v in at.items():
-            sel = sel[sel[k] == v]
-        return sel.groupby("seed")[metric].mean()
-    sa, sb = arm(a), arm(b)
+    ok = df[df["status"] == "ok"] if "status" in df else df
+    sa, sb = (select(ok, at).groupby("seed")[metric].mean() for at in (a, b))
     shared = sa.index.intersection(sb.index)
     return (sa[shared] - sb[shared]).astype(float)
 

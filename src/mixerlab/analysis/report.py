@@ -8,6 +8,7 @@ atomic write.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import cached_property
 from pathlib import Path
 
 import pandas as pd
@@ -49,9 +50,9 @@ class StudyReport:
     prov: dict
     comparison: Comparison
 
-    @property
+    @cached_property
     def convergence(self) -> pd.DataFrame:
-        """Late validation gain per compared arm (analysis.convergence)."""
+        """Late validation gain per compared arm (analysis.convergence), computed once."""
         c = self.comparison
         return convergence_table(c.chosen, self.history, c.keys)
 
