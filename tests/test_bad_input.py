@@ -74,6 +74,24 @@ SPECS = [
     ("match-by-repeated", GOOD + "match: {by: [params, params]}\n", [], "'match.by'"),
     ("match-unreachable", GOOD.replace("[conv, attention]", "[mlp]").replace("[4, 7]", "[1]")
      + "match: {by: params, reference: {mixer: conv, width: 8, patch_size: 7}}\n", [], "match: no width brings mlp"),
+    # Two-stage tuning and adaptive seeds (spec._check_stages, AdaptiveSeeds).
+    ("tuning-without-nuisance", GOOD + "tuning: {seeds: 1}\n", [],
+     "tuning: there is nothing to tune; add 'nuisance'"),
+    ("adaptive-nuisance-without-tuning", GOOD.replace("seeds: 1", "seeds: {min: 3, max: 4}")
+     + "nuisance: {lr: [0.003, 0.01]}\n", [], "seeds: adaptive seeds with a nuisance grid need a tuning "
+     "stage (add tuning: {seeds: 2})"),
+    ("adaptive-with-asha", GOOD.replace("seeds: 1", "seeds: {min: 3, max: 4}") + "scheduler: {type: asha}\n",
+     [], "seeds: adaptive seeds compare finished trials; remove the 'asha' scheduler or give a fixed seed count"),
+    ("seed-is-a-tuning-seed", GOOD.replace("seeds: 1", "seeds: [1, 2]")
+     + "nuisance: {lr: [0.003, 0.01]}\ntuning: {seeds: 2}\n", [],
+     "seeds: seed 1 is also a tuning seed (tuning seeds are 0..1); give a count, or seeds from 2 on"),
+    ("tuning-epochs-with-epochs-grid", GOOD.replace("patch_size: [4, 7]", "epochs: [1, 2]")
+     + "nuisance: {lr: [0.003, 0.01]}\ntuning: {seeds: 1, epochs: 1}\n", [],
+     "tuning.epochs: the grid varies epochs; tune at each budget (remove tuning.epochs)"),
+    ("adaptive-min-above-max", GOOD.replace("seeds: 1", "seeds: {min: 5, max: 3}"), [],
+     "'seeds.adaptive': Value error, max (3) is below min (5); give max >= min"),
+    ("adaptive-min-below-3", GOOD.replace("seeds: 1", "seeds: {min: 2}"), [],
+     "'seeds.adaptive.min': Input should be greater than or equal to 3 (got 2)"),
 ]
 
 CLI = [

@@ -347,6 +347,64 @@ def test_snapshot_naming_a_deleted_checkpoint_still_resumes(tmp_path):
             "no readable checkpoint" in rec.get("resume_note", ""), rec.get("resume_note")
 
 
+# == 1b. a two-stage adaptive study: the driver killed in the middle of a later round =======
+ADAPTIVE = dict(subset=256, epochs=1, seeds="{min: 3, max: 4}",
+                grid="grid: {mixer: [conv, identity], patch_size: [7]}",
+                extra="nuisance: {lr: [0.003, 0.3]}\ntuning: {seeds: 1}\nmax_concurrent: 1\n")
+
+
+def saved_rounds(study: Path) -> list[dict]:
+    try:
+        return json.loads((study / "rounds.json").read_text())
+    except (OSError, ValueError):
+        return []  # not written yet (written atomically: never half)
+
+
+def mid_round(study: Path) -> list[dict] | None:
+    """rounds.json, when its latest round has some but not all of its trials recorded."""
+    saved = saved_rounds(study)
+    if not saved:
+        return None
+    last, done = {t["trial_id"] for t in saved[-1]["trials"]}, set(record_bytes(study))
+    return saved if last & done and not last <= done else None
+
+
+@needs_fashion
+@pytest.mark.slow
+def test_killed_mid_round_of_an_adaptive_study_resumes_that_round(tmp_path):
+    """Stage 1 (tuning), then rounds the driver plans from the records and writes to
+    rounds.json before they run. A power cut in the middle of a round, then the same command:
+    the round is finished as it was planned (not planned again from its partial records), the
+    later rounds follow, and every trial of stage 1 and of every round is there exactly once."""
+    spec = write_spec(tmp_path, "rounds", **ADAPTIVE)
+    stage_one = planned_ids(spec)
+    results, study = tmp_path / "results", tmp_path / "results" / "rounds"
+    first = Sweep(spec, "--results", results, log=tmp_path / "first")
+    wait_for(lambda: mid_round(study), 240, "a round of rounds.json part-finished", first)
+    first.kill_session()
+    before, rounds_before = record_bytes(study), saved_rounds(study)
+    cut = {t["trial_id"] for t in rounds_before[-1]["trials"]} - set(before)
+    assert rounds_before and cut, "the kill came after the round had finished"
+    assert set(stage_one) <= set(before)  # a round is planned only once stage 1 has finished
+
+    again = sweep(spec, "--results", results, log=tmp_path / "again")
+    assert again.returncode == 0, again.stderr
+    rounds_after = saved_rounds(study)
+    assert rounds_after[:len(rounds_before)] == rounds_before  # resumed as planned, not re-planned
+    planned = stage_one + [t["trial_id"] for r in rounds_after for t in r["trials"]]
+    assert len(planned) == len(set(planned))
+    trials = assert_complete(study, planned, statuses=("ok", "diverged"))
+    after = record_bytes(study)
+    for tid, content in before.items():  # finished trials were not trained again
+        assert after[tid] == content, f"trial {tid} finished before the kill but was re-run"
+    assert set(trials.loc[trials["stage"] == "measure", "trial_id"]) == set(planned) - set(stage_one)
+    assert re.search(r"\d+/\d+ comparisons decided", again.stderr), again.stderr[-3000:]
+    figure("driver killed mid-round (adaptive seeds)", faults=1, planned=planned, study=study,
+           recovery_s=again.seconds, note=f"killed in round {rounds_before[-1]['round']} of "
+           f"{len(rounds_after)} with {len(cut)} of its trial(s) unfinished; {len(before)} record(s) "
+           "kept byte-identical; the round finished as planned")
+
+
 # == 2. a trial's worker process killed mid-training =======================================
 def trial_workers(sid: int) -> list[int]:
     """Ray worker processes running a trial (``ray::ImplicitFunc...``) in a session."""
@@ -606,8 +664,10 @@ def test_study_recorded_under_the_older_fingerprint_is_resumed_not_refused(finis
 
     spec, results, study = _copy_study(finished_study, tmp_path)
     loaded = load_spec(spec)
+    # Every field dumped, as studies recorded it then: the fields added since (tuning) were
+    # not in that form.
     full = loaded.model_dump(mode="json", exclude={"question", "resources", "max_concurrent",
-                                                   "max_failures", "time_budget_s"})
+                                                   "max_failures", "time_budget_s", "tuning"})
     legacy = hashlib.sha1(json.dumps(full, sort_keys=True).encode()).hexdigest()[:12]
     assert legacy != loaded.fingerprint()
     marker = study / ".mixerlab-study.json"

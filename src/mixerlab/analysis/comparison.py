@@ -4,7 +4,10 @@ which strata, by which tests. The report, the plots and the answer script all re
 One owner for each decision in it:
 
 - which trials are compared: every trial, or with ``nuisance:`` each arm at the setting
-  :func:`~mixerlab.analysis.nuisance.choose_nuisance` chose for it on validation;
+  :func:`~mixerlab.analysis.nuisance.choose_nuisance` chose for it on validation; with a
+  tuning stage (``tuning:``), the choice is made on the stage-1 trials and only the stage-2
+  trials (the study's seeds at the chosen settings) are compared: a tuning trial's test
+  accuracy never enters a comparison;
 - which comparisons are separate: each capacity matching (``match_by``) is its own stratum;
 - within a matching, what is compared with what (:class:`Stratum`): mixers within a layout or
   patch size when nothing else varies, else every factor one at a time at fixed levels of the
@@ -26,7 +29,7 @@ from mixerlab.analysis.nuisance import (
     nuisance_grid,
     scientific_factors,
 )
-from mixerlab.analysis.stats import anova, factor_pairs, pairwise
+from mixerlab.analysis.stats import anova, factor_pair_groups, factor_pairs, pair_groups, pairwise
 
 # The structural factors a mixer is compared within, in order: where the layout varies, the
 # patch size usually follows from it (a pyramid's stem against isotropic patches).
@@ -99,6 +102,21 @@ class Stratum:
     def n_seeds(self) -> int:
         return int(self.df.groupby(self.keys, dropna=False).size().max()) if len(self.df) else 0
 
+    def pair_groups(self):
+        """Every pair of arms the report tests (``pairs``, ``factor_pairs``, ``layouts``), as
+        (what is compared, a, b, arm a's trials, arm b's trials): what adaptive seeding decides
+        (analysis/decisions.py), so it adds seeds to the comparisons the report makes."""
+        if "variant" in self.design and not self.one_at_a_time:
+            w = self.within
+            for level, a, b, ta, tb in pair_groups(self.df, "variant", w):
+                yield ("mixer" if level is None else f"mixer at {w}={level}"), a, b, ta, tb
+        if self.one_at_a_time:
+            for f, at, a, b, ta, tb in factor_pair_groups(self.df, self.design):
+                yield f"{f} at {at}", a, b, ta, tb
+        if {"variant", "layout"} <= set(self.design):
+            for level, a, b, ta, tb in pair_groups(self.df, "layout", "variant"):
+                yield f"layout of {level}", a, b, ta, tb
+
 
 @dataclass
 class Comparison:
@@ -111,12 +129,18 @@ class Comparison:
     scientific: list[str] = field(default_factory=list)
     chosen: pd.DataFrame | None = None
     choices: pd.DataFrame | None = None  # one row per arm (choose_nuisance's ``choices``)
+    tuning: pd.DataFrame | None = None  # the stage-1 trials that chose (two-stage tuning)
+
+    @property
+    def tuned(self) -> pd.DataFrame:
+        """The trials the choice was made on: the tuning stage's, else every trial."""
+        return self.tuning if self.tuning is not None else self.trials
 
     @cached_property
     def isolation(self) -> pd.DataFrame | None:
         if not self.nuisance:
             return None
-        return isolation_table(self.trials, self.choices, self.nuisance, self.scientific, self.grid)
+        return isolation_table(self.tuned, self.choices, self.nuisance, self.scientific, self.grid)
 
     @cached_property
     def edges(self) -> list[str]:
@@ -154,16 +178,31 @@ class Comparison:
         return out
 
 
+def stages(df: pd.DataFrame) -> tuple[pd.DataFrame | None, pd.DataFrame]:
+    """(tuning trials, measured trials) of a two-stage study; (None, df) for any other, and
+    for one whose second stage has not run yet (its tuning trials are all there is)."""
+    if "stage" not in df.columns or not (df["stage"] == "tune").any():
+        return None, df
+    tune, measured = df[df["stage"] == "tune"], df[df["stage"] != "tune"]
+    return (tune, measured) if len(measured) else (None, df)
+
+
 def compare(df: pd.DataFrame, nuisance=(), grid: dict | None = None) -> Comparison:
     """The comparison of one study's trial table. ``nuisance``: the recipe factors tuned per
     arm (the spec's ``nuisance:`` keys); ``grid``: the values the spec lists for them."""
     nuisance = list(nuisance)
     if not nuisance:
         return Comparison(trials=df, chosen=df)
-    scientific = scientific_factors(df, nuisance)
-    chosen = choose_nuisance(df, nuisance, scientific)
+    tuning, measured = stages(df)
+    scientific = scientific_factors(measured, nuisance)
+    chosen = choose_nuisance(tuning if tuning is not None else df, nuisance, scientific)
     choices = chosen.attrs["choices"]
+    if tuning is not None:
+        # Stage 2 ran at the settings stage 1 chose; a measured trial at any other setting
+        # (the tuning stage extended after it ran) is not compared.
+        keys = scientific + nuisance
+        chosen = measured.merge(choices[keys].drop_duplicates(), on=keys, how="inner")
     chosen = chosen.copy()
     chosen.attrs = {}  # attrs holding DataFrames break pd.concat in the plotting code
     return Comparison(trials=df, nuisance=nuisance, grid=nuisance_grid(df, nuisance, grid),
-                      scientific=scientific, chosen=chosen, choices=choices)
+                      scientific=scientific, chosen=chosen, choices=choices, tuning=tuning)

@@ -51,6 +51,16 @@ class StudyReport:
     comparison: Comparison
 
     @cached_property
+    def decisions(self) -> pd.DataFrame | None:
+        """Adaptive seeding's comparisons and why each stopped (None for fixed seeds)."""
+        a = self.spec.adaptive
+        if a is None:
+            return None
+        from mixerlab.analysis.decisions import Rule, decisions
+
+        return decisions(self.comparison, Rule(a.alpha, a.rope, a.max))
+
+    @cached_property
     def convergence(self) -> pd.DataFrame:
         """Late validation gain per compared arm (analysis.convergence), computed once."""
         c = self.comparison
@@ -87,7 +97,7 @@ def figures(r: StudyReport) -> list[tuple[str, object, str]]:
                      "Learning curves" + (" (the chosen settings)" if c.nuisance else "")))
     if c.nuisance and c.scientific:
         x = "variant" if "variant" in c.scientific else c.scientific[0]
-        figs.append(("isolation", plots.isolation(c.trials, c.chosen, c.nuisance, x, c.scientific),
+        figs.append(("isolation", plots.isolation(c.tuned, c.chosen, c.nuisance, x, c.scientific),
                      f"Isolation plot: {x} at every {'/'.join(c.nuisance)} setting"))
     return figs
 
@@ -158,12 +168,25 @@ def _what_was_run(r: StudyReport) -> list[str]:
     return lines
 
 
+def _stages_text(r: StudyReport) -> str:
+    """Who chose and who measured, in a two-stage study."""
+    t, chosen = r.comparison.tuning, r.comparison.chosen
+    epochs = ", ".join(map(str, sorted(t["epochs"].unique()))) if "epochs" in t else "?"
+    return (f"Two-stage tuning: stage 1 ran every arm at every setting on {t['seed'].nunique()} tuning "
+            f"seed(s) ({', '.join(map(str, sorted(t['seed'].unique())))}; {epochs} epoch(s); {len(t)} "
+            f"trials) and chose; stage 2 measured each arm at its chosen setting on seeds "
+            f"{', '.join(map(str, sorted(chosen['seed'].unique())))} ({len(chosen)} trials). Only "
+            "stage 2's trials are compared: no tuning trial's test accuracy enters a verdict.")
+
+
 def _nuisance_section(r: StudyReport, figs) -> list[str]:
     c = r.comparison
     if not c.nuisance:
         return []
+    how = (_stages_text(r) if c.tuning is not None else
+           "Every arm was trained at every setting on every seed.")
     lines = ["## Nuisance settings chosen per arm (by validation accuracy)", "",
-             "Every arm was trained at every setting on every seed. Its setting is the one with the best "
+             f"{how} An arm's setting is the one with the best "
              "mean final-epoch validation accuracy over the seeds (the final model is the one tested); "
              "a setting ASHA stopped (or that failed) on any seed is not eligible. The test accuracy "
              "is never read to choose. Everything below this section uses the chosen trials only.", "",
@@ -172,6 +195,42 @@ def _nuisance_section(r: StudyReport, figs) -> list[str]:
     if any(name == "isolation" for name, _, _ in figs):
         lines += ["![Isolation plot](isolation.png)", ""]
     return lines
+
+
+def _adaptive_lines(r: StudyReport) -> list[str]:
+    """The verdict's sentence on adaptive seeding."""
+    d, a = r.decisions, r.spec.adaptive
+    if d is None or not len(d):
+        return []
+    from mixerlab.analysis.decisions import decided_text
+
+    return [f"Adaptive seeds: {decided_text(d)} by anytime-valid intervals (alpha {a.alpha:g} over "
+            f"{len(d)} comparisons, ROPE +-{a.rope:g} points), taking {int(d['n_seeds'].min())} to "
+            f"{int(d['n_seeds'].max())} seeds (see 'Adaptive seeds')."]
+
+
+def _adaptive_section(r: StudyReport) -> list[str]:
+    d, a = r.decisions, r.spec.adaptive
+    if d is None:
+        return []
+    alpha = d["alpha"].iloc[0] if len(d) else a.alpha
+    table = d.assign(interval=[f"[{lo:+.2f}, {hi:+.2f}]" for lo, hi in zip(d["lo"], d["hi"])],
+                     diff=d["diff"].map(lambda v: f"{v:+.2f}"),
+                     stopped_at=d["stopped_at"].map(lambda v: "-" if pd.isna(v) else f"{int(v)} seeds"))
+    cols = (["by"] if d["by"].notna().any() else []) + [
+        "comparison", "a", "b", "n_seeds", "diff", "interval", "decision", "stopped_at", "reason"]
+    return ["## Adaptive seeds", "",
+            f"Every configuration ran {a.min} seeds; then, round by round, the arms of every comparison "
+            f"still undecided got {a.step} more, up to {a.max}. A comparison is the seed-paired "
+            "difference of test accuracy (a - b, points) the sections below test. Its interval is an "
+            "anytime-valid confidence sequence for the mean difference (Lindon et al., arXiv:2210.08589; "
+            "mixerlab/analysis/sequential.py), valid at every look at once, at alpha "
+            f"{a.alpha:g}/{len(d)} = {alpha:.4f} each (Bonferroni over the study's comparisons, so the "
+            "error rate across all of them is at most "
+            f"{a.alpha:g}). Decided: *different* when it excludes 0, *equivalent* when it lies within "
+            f"+-{a.rope:g} points. The fixed-sample t-tests below use the same trials but are not "
+            "adjusted for the optional stopping: read the decisions here.", "",
+            markdown_table(table[cols]), ""]
 
 
 def _head(r: StudyReport, says_by, general, limits) -> list[str]:
@@ -210,8 +269,10 @@ def _tail(r: StudyReport, figs) -> list[str]:
 def render(r: StudyReport, figs) -> tuple[str, str]:
     """The report's markdown, and the verdict as plain text (what `mixerlab analyze` prints)."""
     says_by, general, limits = _says(r), _general(r), _limits(r)
+    general = _adaptive_lines(r) + general
     lines = (_head(r, says_by, general, limits) + _what_was_run(r) + _nuisance_section(r, figs)
-             + convergence_section(r.convergence, r.comparison.keys) + _tail(r, figs))
+             + _adaptive_section(r) + convergence_section(r.convergence, r.comparison.keys)
+             + _tail(r, figs))
     if len(says_by) == 1:
         says = says_by[0][1] + general
     else:

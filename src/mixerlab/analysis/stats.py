@@ -142,6 +142,25 @@ def holm(pvalues) -> np.ndarray:
     return out
 
 
+def pair_groups(df: pd.DataFrame, group: str = "variant", within: str | None = "patch_size",
+                metric: str = "test_acc"):
+    """The pairs :func:`pairwise` tests, as (level of ``within``, a, b, arm a's trials, arm b's
+    trials): every pair of ``group`` levels at each level of ``within``, ok trials only. The
+    adaptive seeding of a sweep (analysis/decisions.py) decides the same pairs."""
+    d = _ok(df, metric)
+    strata = d.groupby(within) if within and within in d.columns and d[within].nunique() > 1 \
+        else [(None, d)]
+    for level, sub in strata:
+        for a, b in itertools.combinations(sorted(sub[group].dropna().unique(), key=str), 2):
+            yield level, a, b, sub[sub[group] == a], sub[sub[group] == b]
+
+
+def seed_paired(arm_a: pd.DataFrame, arm_b: pd.DataFrame, metric: str = "test_acc") -> bool:
+    """Whether two arms share their seeds (the same seed set, one ok trial per seed)."""
+    sa, sb = _by_seed(arm_a, metric), _by_seed(arm_b, metric)
+    return sa is not None and sb is not None and set(sa.index) == set(sb.index) and len(sa) >= 2
+
+
 def pairwise(df: pd.DataFrame, group: str = "variant", within: str | None = "patch_size",
              metric: str = "test_acc", alpha: float = 0.05, paired: bool | None = None) -> pd.DataFrame:
     """Every pair of ``group`` levels at each level of ``within``; Holm across all of them.
@@ -150,25 +169,22 @@ def pairwise(df: pd.DataFrame, group: str = "variant", within: str | None = "pat
     seed set, one ok trial per seed), else Welch's; True insists on pairing (ValueError when the
     seeds do not match); False always uses Welch's. The ``test`` column says which was used.
     """
-    d = _ok(df, metric)
-    strata = d.groupby(within) if within and within in d.columns and d[within].nunique() > 1 \
-        else [(None, d)]
     rows = []
-    for level, sub in strata:
-        for a, b in itertools.combinations(sorted(sub[group].dropna().unique(), key=str), 2):
-            arm_a, arm_b = sub[sub[group] == a], sub[sub[group] == b]
-            sa, sb = _by_seed(arm_a, metric), _by_seed(arm_b, metric)
-            shared = sa is not None and sb is not None and set(sa.index) == set(sb.index) and len(sa) >= 2
-            if paired and not shared:
-                raise ValueError(f"pairwise: {a} and {b}{'' if level is None else f' at {within}={level}'} "
-                                 "do not share their seeds (one ok trial per seed in each); use "
-                                 "paired=None or False for Welch's test")
-            use_paired = shared if paired is None else paired
-            res = paired_test(sa, sb) if use_paired else welch(arm_a[metric], arm_b[metric])
-            res.pop("n_pairs", None)
-            rows.append({within or "stratum": level, "a": a, "b": b,
-                         "n_a": len(arm_a), "n_b": len(arm_b),
-                         "test": "paired t" if use_paired else "Welch t", **res})
+    for level, a, b, arm_a, arm_b in pair_groups(df, group, within, metric):
+        shared = seed_paired(arm_a, arm_b, metric)
+        if paired and not shared:
+            raise ValueError(f"pairwise: {a} and {b}{'' if level is None else f' at {within}={level}'} "
+                             "do not share their seeds (one ok trial per seed in each); use "
+                             "paired=None or False for Welch's test")
+        use_paired = shared if paired is None else paired
+        if use_paired:
+            res = paired_test(_by_seed(arm_a, metric), _by_seed(arm_b, metric))
+        else:
+            res = welch(arm_a[metric], arm_b[metric])
+        res.pop("n_pairs", None)
+        rows.append({within or "stratum": level, "a": a, "b": b,
+                     "n_a": len(arm_a), "n_b": len(arm_b),
+                     "test": "paired t" if use_paired else "Welch t", **res})
     out = pd.DataFrame(rows)
     if len(out):
         out["p_holm"] = holm(out["p"])
@@ -188,6 +204,29 @@ def early_vs_final(history: pd.DataFrame, trials: pd.DataFrame, epoch: int,
     return {"epoch": epoch, "n": len(joined), "rho": float(rho), "p": float(p)}
 
 
+def at_levels(d: pd.DataFrame, factor: str, factors) -> pd.Series:
+    """For one-factor-at-a-time comparisons of ``factor``: the levels the other ``factors``
+    are held at, as one label per trial ("patch_size=4, depth=8")."""
+    others = [g for g in factors if g != factor and g in d.columns]
+    if not others:
+        return pd.Series("all", index=d.index)
+    # A factor that does not apply (NaN: kernel_size of attention, every factor of a
+    # reference architecture) reads "n/a", so such arms still get a stratum of their own.
+    return (d[others].map(lambda v: "n/a" if pd.isna(v) else str(v)).radd([f"{g}=" for g in others])
+            .agg(", ".join, axis=1))
+
+
+def factor_pair_groups(df: pd.DataFrame, factors, metric: str = "test_acc"):
+    """The pairs :func:`factor_pairs` tests, as (factor, at, a, b, arm a, arm b)."""
+    d = _ok(df, metric)
+    for f in factors:
+        if f not in d.columns or d[f].nunique() < 2:
+            continue
+        at = at_levels(d, f, factors)
+        for level, a, b, arm_a, arm_b in pair_groups(d.assign(at=at.values), f, "at", metric):
+            yield f, (at.iloc[0] if level is None else level), a, b, arm_a, arm_b
+
+
 def factor_pairs(df: pd.DataFrame, factors, metric: str = "test_acc", alpha: float = 0.05) -> pd.DataFrame:
     """One factor at a time: every pair of levels of each factor at each combination of the
     other factors (where both arms exist), so no comparison pools over a second factor.
@@ -201,12 +240,7 @@ def factor_pairs(df: pd.DataFrame, factors, metric: str = "test_acc", alpha: flo
     for f in factors:
         if f not in d.columns or d[f].nunique() < 2:
             continue
-        others = [g for g in factors if g != f and g in d.columns]
-        # A factor that does not apply (NaN: kernel_size of attention, every factor of a
-        # reference architecture) reads "n/a", so such arms still get a stratum of their own.
-        at = (d[others].map(lambda v: "n/a" if pd.isna(v) else str(v)).radd([f"{g}=" for g in others])
-              .agg(", ".join, axis=1)
-              if others else pd.Series("all", index=d.index))
+        at = at_levels(d, f, factors)
         pairs = pairwise(d.assign(at=at.values), group=f, within="at", metric=metric, alpha=alpha)
         if not len(pairs):
             continue

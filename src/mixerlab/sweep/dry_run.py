@@ -51,26 +51,44 @@ def dry_run(spec_path) -> int:
 
     spec, data, plan = prepare(spec_path)
     res = spec.resources
+    later = _later_trials(spec, plan)
     # Timing this CPU says nothing about the GPU node a GPU spec is meant for: no estimate.
     if res.gpu and not torch.cuda.is_available():
-        per_arm, slots = None, 0
+        per_arm, per_later, slots = None, None, 0
     else:
-        per_arm = estimate_trials(plan, data, res.cpu, res.gpu)
+        per_arm, per_later = estimate_trials(plan, data, res.cpu, res.gpu, extra=later)
         slots = concurrent_slots(machine_resources(res.gpu), res, spec.max_concurrent, len(plan.trials))
-    print(render(spec, data, plan, per_arm, slots))
+    print(render(spec, data, plan, per_arm, slots, per_later))
     return 0
 
 
-def render(spec: Spec, data, plan: Plan, per_arm: list[float] | None, slots: int) -> str:
+def _later_trials(spec: Spec, plan: Plan) -> list:
+    """One trial per arm of the rounds a driver plans later (stage 2, adaptive seeds), for
+    timing: at the study's budget; the nuisance setting does not change the time."""
+    from mixerlab.sweep.rounds import has_rounds
+
+    if not has_rounds(spec) or not spec.tuning:
+        return []  # adaptive without tuning: later seeds cost what the first ones did
+    seed = spec.max_seed_list[0]
+    return [plan.make(i, 0, seed, stage="measure") for i in range(len(plan.arms))]
+
+
+def render(spec: Spec, data, plan: Plan, per_arm: list[float] | None, slots: int,
+           per_later: list[float] | None = None) -> str:
     """The dry run's text: what the study asks, its trials, one row per arm, its cost.
-    ``per_arm``: estimated seconds of each arm for one seed (None: not timed here)."""
-    seeds, t = len(spec.seed_list), spec.train_config()
+    ``per_arm``: estimated seconds of each arm for one seed of the first round (None: not
+    timed here); ``per_later``: of one seed of each arm in a later round (stage 2)."""
+    t = spec.train_config()
+    seeds = len(spec.tuning_seed_list or spec.seed_list)
     n_set = len(plan.nuisance)
     tuned = (f" x {n_set} nuisance setting(s) ({' x '.join(f'{k} {v}' for k, v in spec.nuisance.items())})"
              if spec.nuisance else "")
+    epochs = spec.tuning.epochs if spec.tuning and spec.tuning.epochs else t.epochs
+    first = "stage 1 (tuning): " if spec.tuning else "round 0: " if spec.adaptive else ""
     lines = [f"{spec.name}: {spec.question}",
-             f"{len(plan.arms)} configuration(s){tuned} x {seeds} seed(s) = {len(plan.trials)} trials on "
-             f"{data.name} ({len(data.train_y)} training images, {t.epochs} epochs)"]
+             f"{first}{len(plan.arms)} configuration(s){tuned} x {seeds} seed(s) = {len(plan.trials)} "
+             f"trials on {data.name} ({len(data.train_y)} training images, {epochs} epochs)"]
+    lines += _round_lines(spec, plan)
     if spec.match is not None:
         lines.append(f"capacity matched by {' and by '.join(spec.match.by_list)} within "
                      f"{spec.match.tolerance:.0%} of the reference {spec.match.reference or '(base model)'}")
@@ -82,18 +100,55 @@ def render(spec: Spec, data, plan: Plan, per_arm: list[float] | None, slots: int
         float("nan") if per_arm is None else per_arm)
     with pd.option_context("display.width", 200, "display.max_columns", 40):
         lines.append(rows.to_string(index=False, float_format=lambda v: f"{v:,.4g}"))
-    lines.append(_cost_line(spec, per_arm, seeds, slots))
+    lines.append(_cost_line(spec, per_arm, seeds, slots, per_later))
     return "\n".join(lines)
 
 
-def _cost_line(spec: Spec, per_arm: list[float] | None, seeds: int, slots: int) -> str:
-    from mixerlab.sweep.estimate import wall_seconds
+def _round_lines(spec: Spec, plan: Plan) -> list[str]:
+    """What the driver adds later: stage 2, adaptive seeds."""
+    out, a, n = [], spec.adaptive, len(plan.arms)
+    if spec.tuning:
+        seeds = f"{a.min} to {a.max} (adaptive)" if a else str(len(spec.seed_list))
+        out.append(f"stage 2 (measured): {n} configuration(s) at the setting stage 1 chose x {seeds} "
+                   f"seed(s) {spec.max_seed_list[0]}.., {spec.train_config().epochs} epochs; the tuning "
+                   "trials' test accuracy enters no comparison")
+    if a:
+        out.append(f"adaptive seeds: {a.min} per configuration, then {a.step} more at a time for the "
+                   f"comparisons still undecided, up to {a.max}; decided when the anytime-valid "
+                   f"interval (alpha {a.alpha:g} across all comparisons) excludes 0 or lies within "
+                   f"+-{a.rope:g} points")
+    return out
 
+
+def cost_range(spec: Spec, per_arm: list[float], seeds: int,
+               per_later: list[float] | None = None) -> tuple[float, float]:
+    """(least, most) trial-seconds of the study: equal unless later rounds are adaptive."""
+    first = sum(per_arm) * seeds
+    if not spec.tuning and not spec.adaptive:
+        return first, first
+    a = spec.adaptive
+    if spec.tuning:  # stage 1 as planned, then stage 2's seeds at one setting per arm
+        lo, hi = (a.min, a.max) if a else (len(spec.seed_list),) * 2
+        return first + sum(per_later) * lo, first + sum(per_later) * hi
+    # adaptive, no nuisance: round 0 is min seeds; at most every arm reaches max
+    return first, sum(per_arm) * a.max
+
+
+def _cost_line(spec: Spec, per_arm: list[float] | None, seeds: int, slots: int,
+               per_later: list[float] | None = None) -> str:
     if per_arm is None:
         return (f"estimated cost: none here: this spec asks for {spec.resources.gpu:g} GPU per trial "
                 "and this machine has none; run this dry run on the GPU node to time it there")
-    total = sum(per_arm) * seeds
+    least, most = cost_range(spec, per_arm, seeds, per_later)
+    if most > least:
+        return (f"estimated cost: {least / 60:,.1f} trial-minutes at least (every comparison decided at "
+                f"{spec.adaptive.min} seeds), {most / 60:,.1f} at most (every configuration at "
+                f"{spec.adaptive.max}); about {least / max(1, slots) / 60:,.1f} to "
+                f"{most / max(1, slots) / 60:,.1f} minutes of wall time with {slots} trial(s) at a "
+                "time on this machine (timed training and evaluation of each configuration; see "
+                "mixerlab/sweep/estimate.py)")
+    total = least
     return (f"estimated cost: {total / 60:,.1f} trial-minutes in all, about "
-            f"{wall_seconds(per_arm, seeds, slots) / 60:,.1f} minutes of wall time with {slots} "
+            f"{total / max(1, slots) / 60:,.1f} minutes of wall time with {slots} "
             "trial(s) at a time on this machine (timed training and evaluation of each "
             "configuration; see mixerlab/sweep/estimate.py)")

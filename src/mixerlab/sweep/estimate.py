@@ -30,9 +30,10 @@ BATCH_MACS = 1.5e9
 TIME_S = 0.5  # seconds of training steps timed per configuration, at least (inference: half)
 
 
-def estimate_per_trial(plan, data, cpus: float, gpu: float = 0.0) -> dict[str, float]:
-    """Estimated seconds of every trial of ``plan``, by trial id, timed on the device the
-    trials will use (a GPU where they ask for one and this machine has one)."""
+def estimate_per_trial(plan, data, cpus: float, gpu: float = 0.0, extra=()) -> dict[str, float]:
+    """Estimated seconds of every trial of ``plan`` (and of the ``extra`` trials), by trial
+    id, timed on the device the trials will use (a GPU where they ask for one and this
+    machine has one)."""
     device = "cuda" if gpu and torch.cuda.is_available() else "cpu"
     n_train, n_val, n_test = len(data.train_y), len(data.val_y), len(data.test_y)
     threads = torch.get_num_threads()
@@ -40,7 +41,7 @@ def estimate_per_trial(plan, data, cpus: float, gpu: float = 0.0) -> dict[str, f
     rates: dict = {}
     out = {}
     try:
-        for trial in plan.trials:
+        for trial in [*plan.trials, *extra]:
             cfg, t = trial.config.model, trial.config.train
             # Trials that differ in neither the model nor the batch (seeds, lr, ...) share a timing.
             key = (cfg.model_dump_json(), t.batch_size, t.eval_batch_size, t.channels_last)
@@ -78,18 +79,14 @@ def _rates(cfg, t, device) -> tuple[float, float]:
     return train["train_step_images_per_s"], infer["infer_images_per_s"]
 
 
-def estimate_trials(plan, data, cpus: float, gpu: float = 0.0) -> list[float]:
-    """Seconds per scientific configuration for one seed, summed over its nuisance settings."""
-    per_trial = estimate_per_trial(plan, data, cpus, gpu)
+def estimate_trials(plan, data, cpus: float, gpu: float = 0.0, extra=()) -> tuple[list[float], list[float]]:
+    """Seconds per scientific configuration for one seed, summed over its nuisance settings;
+    and the seconds of each ``extra`` trial (a later round's, timed in the same pass)."""
+    per_trial = estimate_per_trial(plan, data, cpus, gpu, extra)
     seeds = len(plan.trials) // max(1, len(plan.arms) * len(plan.nuisance))
     out = []
     for i in range(len(plan.arms)):
         # plan.trials is ordered arm x setting x seed.
         block = plan.trials[i * len(plan.nuisance) * seeds:(i + 1) * len(plan.nuisance) * seeds]
         out.append(sum(per_trial[t.trial_id] for t in block) / max(1, seeds))
-    return out
-
-
-def wall_seconds(per_config: list[float], seeds: int, slots: int) -> float:
-    """Estimated wall time: every trial's seconds shared among ``slots`` concurrent trials."""
-    return sum(per_config) * seeds / max(1, slots)
+    return out, [per_trial[t.trial_id] for t in extra]

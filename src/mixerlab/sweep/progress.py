@@ -28,8 +28,9 @@ class StudyCallback(tune.Callback):
     """Picklable (it only holds paths and counters): Ray stores it with the experiment."""
 
     def __init__(self, study_path: str, study_name: str, n_total: int, n_done_before: int,
-                 slots: int, stopped_record):
+                 slots: int, stopped_record, note: str = ""):
         self.study_path, self.study_name = study_path, study_name
+        self.note = note  # e.g. an adaptive study's "4/6 comparisons decided"
         self.n_total, self.done_before, self.slots = n_total, n_done_before, slots
         self.stopped_record = stopped_record  # builds a row for an early-stopped trial
         self.reset()
@@ -111,8 +112,9 @@ class StudyCallback(tune.Callback):
             per_slot = sum(self.durations) / len(self.durations)
             eta = f", ~{_fmt(per_slot * (pending + len(self.running) / 2) / max(1, self.slots))} left"
         best = f" | best val {self.best[0]:.1f}% ({self.best[1]})" if self.best[1] else ""
+        note = f" | {self.note}" if getattr(self, "note", "") else ""  # absent in older pickles
         return (f"trials {done}/{self.n_total} done, {len(self.running)} running, {failed} failed, "
-                f"{pending} pending{best} | {_fmt(elapsed)} elapsed{eta}")
+                f"{pending} pending{best}{note} | {_fmt(elapsed)} elapsed{eta}")
 
     def _show(self, event: bool = False) -> None:
         if sys.stderr.isatty():

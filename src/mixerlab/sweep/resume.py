@@ -62,6 +62,13 @@ def locked_study(spec: Spec, plan: Plan, options: SweepOptions):
 
 def _check_extension(study: Study, plan: Plan) -> None:
     """An extension only adds trials: every finished trial must still be in the new plan."""
+    if (study.path / "rounds.json").exists():
+        # Later rounds name their trials by arm and setting index, which an extended grid
+        # renumbers; such a study grows by its own rounds instead.
+        raise ConfigError(
+            f"{study.path}: --extend: this study has later rounds (rounds.json: two-stage tuning or "
+            "adaptive seeds), which an extended spec would renumber; adaptive studies add seeds "
+            "themselves. Use --new-study, or give the extended spec another 'name'")
     records, _ = study.scan_records()
     planned = {t.trial_id for t in plan.trials}
     gone = sorted(set(records) - planned)

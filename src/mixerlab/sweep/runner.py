@@ -24,7 +24,7 @@ from mixerlab import provenance
 from mixerlab.data import load_dataset
 from mixerlab.errors import ConfigError
 from mixerlab.results import atomic_write_text
-from mixerlab.sweep import resume
+from mixerlab.sweep import resume, rounds
 from mixerlab.sweep.connect import connected
 from mixerlab.sweep.options import SweepOptions
 from mixerlab.sweep.spec import Spec, load_spec
@@ -56,51 +56,105 @@ def run_sweep(spec_path: str | Path, options: SweepOptions) -> Path:
 
 def _run_locked(spec: Spec, data, plan: Plan, study: Study, spec_path, options: SweepOptions) -> Path:
     """The study's pending trials on Ray, in named steps: record the spec, find what is done,
-    estimate, start Ray, size the slots, fan out, then record the session."""
-    order = [t.trial_id for t in plan.trials]
+    estimate, start Ray, size the slots, fan out round by round, then record the session."""
     resume.remove_stale(study)
     study.create(spec.fingerprint(), len(plan.trials))
     atomic_write_text(study.path / "spec.yaml", Path(spec_path).read_text())
-    records = resume.finished_records(study, order, options.retry_failed)
+    rounds.restore(plan, study)
+    records = resume.finished_records(study, _order(plan), options.retry_failed)
     trackers = _open_trackers(options, study, spec.name, plan, records)
-    done = {t for t, r in records.items() if r["status"] in FINAL and t in order}
-    pending = [t for t in plan.trials if t.trial_id not in done]
+    pending = _pending(plan, study) or _plan_round(spec, plan, study)
     if not pending:
-        study.write_tables(order)
+        study.write_tables(_order(plan))
         _close_trackers(trackers, study)
-        print(f"{study.path}: all {len(order)} trials already finished; nothing to run",
+        print(f"{study.path}: all {len(plan.trials)} trials already finished; nothing to run",
               file=sys.stderr)
         return study.path
 
     import ray
 
-    from mixerlab.sweep.progress import StudyCallback
     from mixerlab.sweep.ray_start import start_ray
-    from mixerlab.sweep.stopped import stopped_record
     from mixerlab.sweep.study_provenance import session_entry, write_provenance
 
     estimate = _estimate(spec, data, plan, pending, options.address)
     started, t0 = provenance.now(), time.time()
-    start_ray(options.address, study)
-    slots = 0  # what provenance.json records if the cluster checks below refuse
+    start_ray(options.address, study)  # once: every round of this session runs on it
+    slots, first, ran = 0, True, []  # slots: what provenance.json records if the checks refuse
     try:
         slots = _slots(spec, spec_path, study, options, len(pending))
-        callback = StudyCallback(str(study.path), spec.name, len(order), len(done), slots,
-                                 partial(stopped_record, study_name=spec.name))
-        tuner = _tuner(spec, data, study, pending, options.retry_failed, slots, callback)
-        guess = f", about {estimate / slots / 60:,.1f} min by the dry run's estimate" if estimate else ""
-        print(f"{spec.name}: {len(pending)} trial(s) to run ({len(done)} already done), "
-              f"{slots} at a time{guess}; logs in {study.logs_dir}", file=sys.stderr)
-        resume.harvest(study, tuner.fit())
+        while pending:
+            ran += pending
+            _run_round(spec, data, plan, study, pending, options, slots, estimate if first else None,
+                       restore=first)
+            first = False
+            pending = _plan_round(spec, plan, study)
+            estimate = None if pending else estimate  # it covered only the first round
     finally:
         ray.shutdown()
-        trials = study.write_tables(order)
-        if not _all_finished(trials, pending):
+        trials = study.write_tables(_order(plan))
+        if not _all_finished(trials, ran):
             estimate = None
         session = session_entry(options.command, started, time.time() - t0, slots, estimate)
-        write_provenance(study, spec, session, len(order), trials)
+        write_provenance(study, spec, session, len(plan.trials), trials)
         _close_trackers(trackers, study)
     return study.path
+
+
+def _order(plan: Plan) -> list[str]:
+    return [t.trial_id for t in plan.trials]
+
+
+def _pending(plan: Plan, study: Study) -> list[Trial]:
+    done = {t for t, r in study.records().items() if r["status"] in FINAL}
+    return [t for t in plan.trials if t.trial_id not in done]
+
+
+def _plan_round(spec: Spec, plan: Plan, study: Study) -> list[Trial]:
+    """The next round's trials (two-stage tuning, adaptive seeds), recorded before they run."""
+    if not rounds.has_rounds(spec):
+        return []
+    table = study.write_tables(_order(plan))
+    trials, why = rounds.next_round(spec, plan, table)
+    if spec.adaptive and not trials and len(table):
+        from mixerlab.analysis.decisions import decided_text
+
+        print(f"{spec.name}: {decided_text(rounds.decision_table(spec, table))}; no "
+              "comparison can take more seeds", file=sys.stderr)
+    if trials:
+        rounds.save(study, plan, trials, why)
+        plan.add(trials)
+        print(f"{spec.name}: round {trials[0].extra.get('round')}: {why}: {len(trials)} trial(s)",
+              file=sys.stderr)
+    return trials
+
+
+def _run_round(spec: Spec, data, plan: Plan, study: Study, pending: list[Trial],
+               options: SweepOptions, slots: int, estimate: float | None, restore: bool) -> None:
+    """One Ray Tune run of ``pending`` (restoring the saved one of an interrupted session)."""
+    from mixerlab.sweep.progress import StudyCallback
+    from mixerlab.sweep.stopped import stopped_record
+
+    order = _order(plan)
+    done = len(order) - len(pending)
+    note = _note(spec, study, order)
+    callback = StudyCallback(str(study.path), spec.name, len(order), done, slots,
+                             partial(stopped_record, study_name=spec.name), note=note)
+    tuner = _tuner(spec, data, study, pending, options.retry_failed, slots, callback, restore)
+    guess = f", about {estimate / slots / 60:,.1f} min by the dry run's estimate" if estimate else ""
+    print(f"{spec.name}: {len(pending)} trial(s) to run ({done} already done), "
+          f"{slots} at a time{guess}; logs in {study.logs_dir}", file=sys.stderr)
+    resume.harvest(study, tuner.fit())
+
+
+def _note(spec: Spec, study: Study, order: list[str]) -> str:
+    """The progress line's word on an adaptive study: its comparisons decided so far."""
+    if not spec.adaptive:
+        return ""
+    table = study.write_tables(order)
+    measured = table[table["stage"] == "measure"] if "stage" in table.columns else table
+    from mixerlab.analysis.decisions import decided_text
+
+    return decided_text(rounds.decision_table(spec, table)) if len(measured) else ""
 
 
 def _estimate(spec: Spec, data, plan: Plan, pending: list[Trial], address: str | None) -> float | None:
@@ -132,7 +186,7 @@ def _slots(spec: Spec, spec_path, study: Study, options: SweepOptions, n_pending
 
 
 def _tuner(spec: Spec, data, study: Study, pending: list[Trial], retry_failed: bool, slots: int,
-           callback):
+           callback, restore: bool = True):
     """The restored Ray experiment of an interrupted run, else a new one of the pending trials."""
     from ray import tune
 
@@ -142,7 +196,7 @@ def _tuner(spec: Spec, data, study: Study, pending: list[Trial], retry_failed: b
         tune.with_parameters(run_trial, data=data, study=spec.name,
                              records_dir=str(study.records_dir.resolve())),
         {"cpu": spec.resources.cpu, "gpu": spec.resources.gpu})
-    tuner = resume.restore_tuner(study, trainable, pending, retry_failed)
+    tuner = resume.restore_tuner(study, trainable, pending, retry_failed) if restore else None
     if tuner is not None:
         return tuner
     scheduler = None

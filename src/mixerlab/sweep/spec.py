@@ -19,10 +19,18 @@ import hashlib
 import json
 import re
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal, Union
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Discriminator,
+    Field,
+    Tag,
+    field_validator,
+    model_validator,
+)
 
 from mixerlab.config import DataConfig, ModelConfig, TrainConfig, parse
 from mixerlab.errors import ConfigError
@@ -79,8 +87,65 @@ class Scheduler(BaseModel):
     reduction_factor: float = Field(3.0, gt=1)
 
 
+class AdaptiveSeeds(BaseModel):
+    """Seeds where they decide something: ``min`` seeds of every arm, then, round by round,
+    ``step`` more seeds for the arms of every comparison still undecided, up to ``max``.
+
+    A comparison is one of the report's seed-paired differences between two arms; it is
+    decided when its anytime-valid confidence sequence (:mod:`mixerlab.analysis.sequential`),
+    at ``alpha`` split evenly over the study's comparisons, excludes 0 (different) or lies
+    inside ``[-rope, +rope]`` points of test accuracy (equivalent). The sweep's driver plans
+    each round (:mod:`mixerlab.sweep.rounds`).
+    """
+
+    model_config = _STRICT
+    # 3: the fewest paired differences the confidence sequence can bound (it needs a variance
+    # with at least one degree of freedom beyond the mean's).
+    min: int = Field(3, ge=3)
+    max: int = Field(12, ge=3)
+    # Points of test accuracy: a gap inside it is too small to matter (1 point is the ROPE of
+    # the answer's claims, analysis/claims.py; 0.5 asks for a finer answer).
+    rope: float = Field(0.5, gt=0)
+    alpha: float = Field(0.05, gt=0, lt=1)  # error rate across all the study's comparisons
+    step: int = Field(1, ge=1)  # seeds added to an undecided comparison per round
+
+    @model_validator(mode="after")
+    def _order(self):
+        if self.max < self.min:
+            raise ValueError(f"max ({self.max}) is below min ({self.min}); give max >= min")
+        return self
+
+
+class Tuning(BaseModel):
+    """Two-stage nuisance tuning: stage 1 runs every nuisance setting of every arm on ``seeds``
+    tuning seeds (for ``epochs`` epochs if given, else the study's), and the analysis's own
+    choice (:func:`~mixerlab.analysis.nuisance.choose_nuisance`, on validation accuracy) picks
+    each arm's setting; stage 2 runs the study's seeds at the chosen setting only. Tuning seeds
+    come first (0 .. seeds-1), the study's seeds after them, so no trial is in both stages, and
+    the test accuracy of a tuning trial never enters a comparison."""
+
+    model_config = _STRICT
+    seeds: int = Field(1, ge=1, le=100)
+    epochs: int | None = Field(None, gt=0)  # a shorter tuning budget (None: the study's epochs)
+
+
+def _seeds_kind(v) -> str:
+    if isinstance(v, (dict, AdaptiveSeeds)):
+        return "adaptive"
+    return "list" if isinstance(v, (list, tuple)) else "count"
+
+
+# Told apart by the input's shape, so an error names the one form given ('seeds.adaptive.min')
+# instead of listing why the value is not each of the three.
+Seeds = Annotated[Union[Annotated[list[int], Tag("list")], Annotated[int, Tag("count")],  # noqa: UP007
+                        Annotated[AdaptiveSeeds, Tag("adaptive")]], Discriminator(_seeds_kind)]
+
+
 # How a study is scheduled, not what it computes: not part of its fingerprint.
 _SCHEDULING = {"question", "resources", "max_concurrent", "max_failures", "time_budget_s"}
+# Fields added after the full-dump fingerprint was retired: that form never held them, so
+# they are left out of it (at their default, the only value an old study can have).
+_SINCE_FULL_DUMP = {"tuning"}
 
 
 class Spec(BaseModel):
@@ -96,7 +161,9 @@ class Spec(BaseModel):
     # hyperparameters): every scientific configuration runs at every setting, and the analysis
     # compares arms at the setting with the best validation accuracy (analysis/nuisance.py).
     nuisance: dict[str, list[Any]] | None = None
-    seeds: list[int] | int = Field(1, validate_default=True)  # a count (seeds 0..n-1) or a list
+    # A count (seeds 0..n-1, after any tuning seeds), a list, or adaptive ({min, max, ...}).
+    seeds: Seeds = Field(1, validate_default=True)
+    tuning: Tuning | None = None  # two-stage nuisance tuning (needs 'nuisance')
     match: Match | None = None
     resources: Resources = Resources()
     max_concurrent: int | None = Field(None, gt=0)
@@ -114,17 +181,46 @@ class Spec(BaseModel):
     @field_validator("seeds")
     @classmethod
     def _seeds(cls, v):
+        if isinstance(v, AdaptiveSeeds):
+            return v
         if isinstance(v, int):
             if v <= 0:
                 raise ValueError("a seed count must be positive, or give a list of seeds")
-            return list(range(v))
+            return v  # numbered after the tuning seeds by _number_seeds
         if not v or len(set(v)) != len(v):
             raise ValueError("give a non-empty list of distinct seeds, or a count")
         return v
 
+    @model_validator(mode="after")
+    def _number_seeds(self):
+        # A count becomes its list here, as it always has (the fingerprint of every committed
+        # study is of the list), numbered after the tuning seeds.
+        if isinstance(self.seeds, int):
+            first = self.tuning.seeds if self.tuning else 0
+            self.seeds = list(range(first, first + self.seeds))
+        return self
+
+    @property
+    def adaptive(self) -> AdaptiveSeeds | None:
+        return self.seeds if isinstance(self.seeds, AdaptiveSeeds) else None
+
+    @property
+    def tuning_seed_list(self) -> list[int]:
+        """Stage 1's seeds (none without ``tuning``)."""
+        return list(range(self.tuning.seeds)) if self.tuning else []
+
     @property
     def seed_list(self) -> list[int]:
-        return list(self.seeds)  # normalised by the validator
+        """The seeds every arm is measured on first: all of them, or adaptive ``min``."""
+        return self.max_seed_list[:self.adaptive.min] if self.adaptive else self.max_seed_list
+
+    @property
+    def max_seed_list(self) -> list[int]:
+        """Every seed an arm can be measured on, in the order adaptive rounds add them."""
+        first = len(self.tuning_seed_list)
+        if self.adaptive:
+            return list(range(first, first + self.adaptive.max))
+        return list(self.seeds)  # normalised by _number_seeds
 
     def data_config(self) -> DataConfig:
         return parse(DataConfig, self.dataset, "dataset")
@@ -145,7 +241,8 @@ class Spec(BaseModel):
     def fingerprints(self) -> set[str]:
         """This spec's fingerprint and the one studies recorded before defaults were left out
         (every field dumped), which a study folder made then still carries."""
-        d = self.model_dump(mode="json", exclude=_SCHEDULING)
+        new = {k for k in _SINCE_FULL_DUMP if getattr(self, k) == type(self).model_fields[k].default}
+        d = self.model_dump(mode="json", exclude=_SCHEDULING | new)
         return {self.fingerprint(), hashlib.sha1(json.dumps(d, sort_keys=True).encode()).hexdigest()[:12]}
 
 
@@ -189,6 +286,28 @@ def _check_nuisance(spec: Spec, path: Path, grid: dict) -> None:
             parse(TrainConfig, {**spec.train, key: v}, f"{path}: nuisance.{key}={v!r}")
 
 
+def _check_stages(spec: Spec, path: Path) -> None:
+    """Tuning and adaptive seeds: the combinations whose statistics would not hold."""
+    if spec.tuning and not spec.nuisance:
+        raise ConfigError(f"{path}: tuning: there is nothing to tune; add 'nuisance' (e.g. "
+                          "nuisance: {lr: [0.003, 0.01]}) or remove 'tuning'")
+    if spec.adaptive and spec.nuisance and not spec.tuning:
+        raise ConfigError(f"{path}: seeds: adaptive seeds with a nuisance grid need a tuning stage "
+                          "(add tuning: {seeds: 2}): each arm's setting must be chosen before seeds "
+                          "are added, or the intervals are not valid")
+    if spec.adaptive and spec.scheduler.type != "none":
+        raise ConfigError(f"{path}: seeds: adaptive seeds compare finished trials; remove the "
+                          f"'{spec.scheduler.type}' scheduler or give a fixed seed count")
+    clash = sorted(set(spec.tuning_seed_list) & set(spec.max_seed_list))
+    if clash:
+        raise ConfigError(f"{path}: seeds: seed {clash[0]} is also a tuning seed (tuning seeds are "
+                          f"0..{len(spec.tuning_seed_list) - 1}); give a count, or seeds from "
+                          f"{len(spec.tuning_seed_list)} on")
+    if spec.tuning and spec.tuning.epochs and "epochs" in (spec.grid or {}):
+        raise ConfigError(f"{path}: tuning.epochs: the grid varies epochs; tune at each budget "
+                          "(remove tuning.epochs)")
+
+
 def load_spec(path: str | Path) -> Spec:
     """Parse and type-check a spec file (model validity is checked by :func:`expand`)."""
     path = Path(path)
@@ -212,6 +331,7 @@ def load_spec(path: str | Path) -> Spec:
     if spec.configs is not None and not spec.configs:
         raise ConfigError(f"{path}: configs: empty list; give at least one configuration")
     _check_nuisance(spec, path, grid)
+    _check_stages(spec, path)
     if "data_dir" in spec.dataset and spec.dataset["data_dir"]:
         d = (path.parent / str(spec.dataset["data_dir"])).resolve()
         if not d.is_dir():

@@ -49,11 +49,28 @@ class Arm:
 
 @dataclass
 class Plan:
-    trials: list[Trial]  # ordered arm x nuisance setting x seed
+    trials: list[Trial]  # ordered arm x nuisance setting x seed (stage 1's, with tuning)
     arms: list[Arm]  # unique scientific configurations, in the trials' order
     collapsed: int  # grid points merged because a factor did not apply
     nuisance: list[dict] = field(default_factory=lambda: [{}])  # the nuisance settings
     notes: list[str] = field(default_factory=list)  # warnings on the plan (odd matched shapes)
+    # What later rounds need to make more trials of the same arms (sweep/rounds.py):
+    # each trial's (arm, setting) indices, and the maker of a trial.
+    origin: dict[str, tuple[int, int]] = field(default_factory=dict)
+    maker: object = None  # (arm index, setting index, seed, epochs, extra) -> Trial
+
+    def make(self, arm: int, setting: int, seed: int, epochs: int | None = None, **extra) -> Trial:
+        """The trial of arm ``arm`` at nuisance setting ``setting`` and ``seed`` (``epochs``: a
+        budget other than the study's, the tuning stage's), recorded in ``origin``; ``extra``
+        columns (stage, round) are copied to its record."""
+        trial = self.maker(arm, setting, seed, epochs, extra)
+        self.origin[trial.trial_id] = (arm, setting)
+        return trial
+
+    def add(self, trials: list[Trial]) -> None:
+        """Trials of a later round, made by :meth:`make`, joined to the plan."""
+        known = {t.trial_id for t in self.trials}
+        self.trials.extend(t for t in trials if t.trial_id not in known)
 
 
 def _points(spec: Spec) -> list[dict]:
@@ -136,22 +153,33 @@ def _matched(spec: Spec, arms: list[Arm], ref: ModelConfig, where: str) -> tuple
     return out, notes
 
 
-def _trials(spec: Spec, arms: list[Arm], settings: list[dict], data: DataConfig, image_size: int,
-            where: str) -> list[Trial]:
-    """Every arm x nuisance setting x seed, in that order."""
+def _maker(spec: Spec, arms: list[Arm], settings: list[dict], data: DataConfig, image_size: int,
+           where: str):
+    """The function that makes the trial of (arm, setting, seed), checked by :func:`_trials`."""
     several = spec.match is not None and len(spec.match.by_list) > 1
-    trials = []
-    for arm in arms:
+
+    def make(i: int, j: int, seed: int, epochs: int | None, extra: dict) -> Trial:
+        arm, merged = arms[i], {**arms[i].recipe, **settings[j]}
+        budget = {"epochs": epochs} if epochs else {}
+        train = parse(TrainConfig, {**spec.train, **merged, **budget}, f"{where}: train with {merged}")
         cfg = arm.model
-        for setting in settings:
-            merged = {**arm.recipe, **setting}
-            train = parse(TrainConfig, {**spec.train, **merged}, f"{where}: train with {merged}")
-            sized = data if cfg.image_size == image_size else data.model_copy(update={"image_size": cfg.image_size})
-            for seed in spec.seed_list:
-                tc = TrialConfig(model=cfg, data=sized, train=train, seed=seed)
-                trials.append(Trial(_trial_id(tc, arm.extra.get("match_by") if several else None), tc,
-                                    arm.extra))
-    return trials
+        sized = data if cfg.image_size == image_size else data.model_copy(update={"image_size": cfg.image_size})
+        tc = TrialConfig(model=cfg, data=sized, train=train, seed=seed)
+        return Trial(_trial_id(tc, arm.extra.get("match_by") if several else None), tc,
+                     {**arm.extra, **extra})
+
+    return make
+
+
+def _trials(spec: Spec, plan: Plan) -> list[Trial]:
+    """Every arm x nuisance setting x seed, in that order: the tuning stage's trials where the
+    spec has one (its seeds, its budget), else the study's first seeds."""
+    tuning = spec.tuning
+    seeds = spec.tuning_seed_list if tuning else spec.seed_list
+    epochs = tuning.epochs if tuning else None
+    extra = {"stage": "tune"} if tuning else {"stage": "measure", "round": 0} if spec.adaptive else {}
+    return [plan.make(i, j, seed, epochs, **extra)
+            for i in range(len(plan.arms)) for j in range(len(plan.nuisance)) for seed in seeds]
 
 
 def expand(spec: Spec, data_shape: tuple[int, int, int], where: str = "spec") -> Plan:
@@ -166,5 +194,7 @@ def expand(spec: Spec, data_shape: tuple[int, int, int], where: str = "spec") ->
         ref = _checked({**base.model_dump(), **spec.match.reference, **shape}, f"{where}: match.reference")
         arms, notes = _matched(spec, arms, ref, where)
     settings = nuisance_settings(spec)
-    trials = _trials(spec, arms, settings, data, image_size, where)
-    return Plan(trials, arms, collapsed=collapsed, nuisance=settings, notes=notes)
+    plan = Plan([], arms, collapsed=collapsed, nuisance=settings, notes=notes,
+                maker=_maker(spec, arms, settings, data, image_size, where))
+    plan.trials = _trials(spec, plan)
+    return plan
