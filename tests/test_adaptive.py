@@ -521,3 +521,27 @@ def test_extend_refuses_a_study_with_later_rounds(tmp_path):
     from mixerlab.sweep.trials import Plan
 
     _check_extension(study, Plan([], [], 0))  # no rounds, no records: an extension is fine
+
+
+def test_layout_comparisons_do_not_pool_the_pyramids_down_sampling():
+    """Synthetic trial table: isotropic against each pyramid down-sampling separately (a
+    factor only the pyramid has), and the two down-samplings against each other once."""
+    import numpy as np
+
+    from mixerlab.analysis.comparison import compare
+
+    rng = np.random.default_rng(0)
+    arms = [("isotropic", None, 4, 92), ("pyramid", "conv3", 2, 28), ("pyramid", "merge2", 2, 32)]
+    rows = [dict(trial_id=f"{v}-{layout}-{ds}-{seed}", study="synthetic", status="ok", variant=v,
+                 layout=layout, downsample=ds, patch_size=p, width=w, seed=seed, lr=0.01,
+                 test_acc=80 + rng.normal(), val_acc=80.0, epochs=10, match_by="params")
+            for v in ("attention", "identity") for layout, ds, p, w in arms for seed in range(5)]
+    s = compare(pd.DataFrame(rows)).strata[0]
+    assert s.design == ["variant", "layout", "downsample"]  # width (solved) is not a factor
+    pairs = [(what, a, b, len(ta), len(tb)) for what, a, b, ta, tb in s.pair_groups()]
+    layout = [p for p in pairs if p[0].startswith("layout")]
+    assert {(p[1], p[2]) for p in layout} == {("isotropic", "pyramid (downsample conv3)"),
+                                             ("isotropic", "pyramid (downsample merge2)")}
+    assert all(p[3] == p[4] == 5 for p in pairs)  # no arm pools two down-samplings
+    assert sum(p[0].startswith("downsample") for p in pairs) == 2
+    assert len(s.layouts) == 4 and set(s.layouts["n_b"]) == {5}

@@ -55,7 +55,11 @@ def design_factors(df: pd.DataFrame, factors) -> list[str]:
     not a second factor: an ANOVA with both is rank-deficient and splits one effect between
     two names. A factor that takes a single value within every combination of the earlier
     ones is therefore left out of the model (it stays in the tables, where it is informative).
+    Where capacity was matched, the solved fields come last, so a real factor listed after
+    them (``downsample``) is not taken for a consequence of the width it caused.
     """
+    if "match_by" in df.columns:
+        factors = [f for f in factors if f not in SOLVED] + [f for f in factors if f in SOLVED]
     out: list[str] = []
     for f in factors:
         if f not in df.columns:

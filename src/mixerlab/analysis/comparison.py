@@ -29,7 +29,14 @@ from mixerlab.analysis.nuisance import (
     nuisance_grid,
     scientific_factors,
 )
-from mixerlab.analysis.stats import anova, factor_pair_groups, factor_pairs, pair_groups, pairwise
+from mixerlab.analysis.stats import (
+    anova,
+    factor_pair_groups,
+    factor_pairs,
+    holm,
+    pair_groups,
+    pairwise,
+)
 
 # The structural factors a mixer is compared within, in order: where the layout varies, the
 # patch size usually follows from it (a pyramid's stem against isotropic patches).
@@ -92,11 +99,41 @@ class Stratum:
         return factor_pairs(self.df, self.design) if self.one_at_a_time else pd.DataFrame()
 
     @cached_property
+    def _layout_arms(self) -> pd.DataFrame | None:
+        """The trials labelled by layout, with the factors only a pyramid has (``downsample``)
+        in the label ("pyramid (downsample merge2)"), so no layout comparison pools them;
+        None where the layout does not vary."""
+        if not {"variant", "layout"} <= set(self.design):
+            return None
+        d = self.df
+        iso = d["layout"] == "isotropic"
+        nested = [f for f in self.design if f not in ("variant", "layout")
+                  and d.loc[iso, f].isna().all() and d.loc[~iso, f].nunique() > 1]
+        label = d["layout"].astype(str)
+        for f in nested:
+            label = label.where(d[f].isna(), label + f" ({f} " + d[f].astype(str) + ")")
+        return d.assign(layout_arm=label.values)
+
+    @staticmethod
+    def _one_isotropic(a, b) -> bool:
+        """A layout comparison: isotropic against one pyramid (pyramids against each other
+        are the nested factor's own comparison, in ``factor_pairs``)."""
+        return str(a).startswith("isotropic") != str(b).startswith("isotropic") or not (
+            "(" in str(a) or "(" in str(b))
+
+    @cached_property
     def layouts(self) -> pd.DataFrame:
         """Layout studies ask the other way round too: for each mixer, one layout vs the other."""
-        if not {"variant", "layout"} <= set(self.design):
+        d = self._layout_arms
+        if d is None:
             return pd.DataFrame()
-        return pairwise(self.df, group="layout", within="variant")
+        out = pairwise(d, group="layout_arm", within="variant")
+        if not len(out):
+            return out
+        out = out[[self._one_isotropic(a, b) for a, b in zip(out["a"], out["b"])]].reset_index(drop=True)
+        out["p_holm"] = holm(out["p"])
+        out["significant"] = out["p_holm"] < 0.05
+        return out
 
     @property
     def n_seeds(self) -> int:
@@ -113,9 +150,10 @@ class Stratum:
         if self.one_at_a_time:
             for f, at, a, b, ta, tb in factor_pair_groups(self.df, self.design):
                 yield f"{f} at {at}", a, b, ta, tb
-        if {"variant", "layout"} <= set(self.design):
-            for level, a, b, ta, tb in pair_groups(self.df, "layout", "variant"):
-                yield f"layout of {level}", a, b, ta, tb
+        if self._layout_arms is not None:
+            for level, a, b, ta, tb in pair_groups(self._layout_arms, "layout_arm", "variant"):
+                if self._one_isotropic(a, b):
+                    yield f"layout of {level}", a, b, ta, tb
 
 
 @dataclass
