@@ -55,7 +55,7 @@ def _fixed_decisions(c, rope: float, alpha: float = 0.05) -> pd.DataFrame:
     # observed effect and spread) needs to reach the decision: the usual planning formula.
     m = len(out)
     z = stats.norm.ppf(1 - alpha / (2 * m)) + stats.norm.ppf(0.8)
-    out["fixed_n_needed"] = np.ceil((z * out["sd"] / out["diff"].abs().clip(lower=1e-9)) ** 2).clip(lower=2)
+    out["fixed_n_needed"] = np.ceil((z * out["sd"] / out["diff"].abs().clip(lower=1e-9)) ** 2).clip(lower=3)  # a paired t-test needs 3 seeds for a finite interval at these alphas
     return out
 
 
