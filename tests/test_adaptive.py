@@ -310,13 +310,20 @@ def test_an_adaptive_round_adds_the_next_seed_only_to_arms_of_undecided_comparis
     assert rounds.next_round(capped, cplan, ctable)[0] == []
 
 
-def test_saved_rounds_are_restored_as_the_same_trials(tmp_path):
+def saved_stage_two(tmp_path):
+    """A real spec's plan whose stage 2 (planned on synthetic tuning records) is saved in a
+    study folder: (spec, plan, study, tuning records, stage-2 trials)."""
     spec = load_spec(write_spec(tmp_path))
     plan = plan_of(spec)
     study = Study(tmp_path / "study")
     study.path.mkdir()
     tuning_table, first, why = stage_two(spec, plan)
     rounds.save(study, plan, first, why)
+    return spec, plan, study, tuning_table, first
+
+
+def test_saved_rounds_are_restored_as_the_same_trials(tmp_path):
+    spec, plan, study, tuning_table, first = saved_stage_two(tmp_path)
     table = pd.concat([tuning_table, synthetic_records(first, measured(UNDECIDED))], ignore_index=True)
     second, why = rounds.next_round(spec, plan, table)
     rounds.save(study, plan, second, why)
@@ -337,12 +344,7 @@ def test_saved_rounds_are_restored_as_the_same_trials(tmp_path):
 
 
 def test_rounds_of_another_spec_are_refused(tmp_path):
-    spec = load_spec(write_spec(tmp_path))
-    plan = plan_of(spec)
-    study = Study(tmp_path / "study")
-    study.path.mkdir()
-    _, first, why = stage_two(spec, plan)
-    rounds.save(study, plan, first, why)
+    spec, plan, study, _, _ = saved_stage_two(tmp_path)
     other = load_spec(write_spec(tmp_path, name="r2", epochs=2))  # same shape, other trials
     with pytest.raises(ConfigError, match="the spec changed. Use --new-study"):
         rounds.restore(plan_of(other), study)
