@@ -19,7 +19,7 @@ demo: setup
 
 # Full test suite (what CI runs).
 test: setup
-	$(BIN)/python -m pytest -q
+	$(BIN)/python -m pytest -q --durations=25
 
 # Skip the slow (multi-process, multi-epoch) tests.
 test-fast: setup

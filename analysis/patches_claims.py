@@ -76,6 +76,17 @@ def claim_list(frames: dict[str, pd.DataFrame]) -> list[Claim]:
                          "within the ROPE", CONVMIXER + " (isotropic by design)", "within",
                          [Gap("layout", {"variant": m, "layout": "pyramid"}, {"variant": m, "layout": "isotropic"},
                               f"{m} pyramid - isotropic") for m in REAL]))
+    if "layout_merge" in frames:
+        out.append(Claim("Isotropic patches compete with a pyramid whose down-sampling mixes least (2x2 merge): "
+                         "for attention the merge pyramid's lead is within the ROPE", CONVMIXER + " (isotropic by design)",
+                         "within", [Gap("layout_merge", {"variant": "attention", "downsample": "merge2"},
+                                        {"variant": "attention", "layout": "isotropic"},
+                                        "attention merge2 pyramid - isotropic")]))
+        out.append(Claim("A pyramid gets far without token mixing: the identity pyramid beats isotropic identity "
+                         "even when its down-sampling only merges 2x2 tokens", METAFORMER + ", IdentityFormer",
+                         "beats", [Gap("layout_merge", {"variant": "identity", "downsample": "merge2"},
+                                       {"variant": "identity", "layout": "isotropic"},
+                                       "identity merge2 pyramid - isotropic")]))
     if "references" in frames:
         out.append(Claim("ConvMixer beats ViT and MLP-Mixer at similar size (timm's models)", CONVMIXER, "beats",
                          [Gap("references", {"variant": "convmixer_64_6_ks5_p2"}, {"variant": r}, f"ConvMixer - {r}")

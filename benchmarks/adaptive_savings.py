@@ -1,8 +1,9 @@
 """What adaptive seeding saves: one study's design run two ways, the decisions and the cost.
 
     python benchmarks/adaptive_savings.py results/baselines results/baselines_adaptive
+    python benchmarks/adaptive_savings.py results/layout_merge
 
-The first folder is the fixed design (the lr tuned on every seed, a fixed seed count), the
+With two folders, the first is the fixed design (the lr tuned on every seed, a fixed seed count), the
 second the same arms, data and recipe with two-stage tuning and adaptive seeds. For every
 comparison of the study (the report's seed-paired pairs) it prints the fixed design's
 decision (its 95% paired t interval with Holm's correction across the comparisons: *different*
@@ -13,6 +14,11 @@ recorded trial seconds (these depend on the load each study ran under: see their
 provenance). The fixed design that reaches *every* adaptive decision needs, for each
 comparison, the seeds a fixed-n Bonferroni t-test at the same alpha would need at the
 observed effect and spread; the largest of those, times every arm and lr, is its cost.
+
+With one folder (an adaptive study with no fixed twin), the fixed design is the counterfactual
+only: the seeds that same planning formula needs at the adaptive run's effects and spreads, times
+every arm and every nuisance setting (the way the committed fixed studies tune: every setting on
+every seed), its trial seconds from the adaptive run's own tuning trials of each arm and setting.
 """
 
 from __future__ import annotations
@@ -64,15 +70,62 @@ def _cost(df: pd.DataFrame) -> dict:
             "trial seconds": float(df["trial_time_s"].sum())}
 
 
+def _adaptive_decisions(folder: str):
+    spec, df, c = _comparison(Path(folder))
+    if spec.adaptive is None:
+        print(f"{folder}: its spec has no adaptive seeds; give the adaptive study last", file=sys.stderr)
+        return None
+    a = spec.adaptive
+    return spec, df, c, decisions(c, Rule(a.alpha, a.rope, a.max))
+
+
+def _fixed_reaching(need: int, df: pd.DataFrame, arms: list[str], epochs: int) -> dict:
+    """Every arm at every nuisance setting on ``need`` seeds; seconds from ``df``'s trials."""
+    per_setting = df.groupby(arms)["trial_time_s"].mean()
+    return {"trials": len(per_setting) * need, "trial-epochs": len(per_setting) * need * epochs,
+            "trial seconds": float(per_setting.sum() * need)}
+
+
+def _report_costs(costs: dict, adaptive_trials: int, versus: str, fixed_trials: int) -> None:
+    print("\n" + pd.DataFrame(costs).round(0).to_string())
+    print(f"\nadaptive trials / {versus} = {adaptive_trials / fixed_trials:.2f} "
+          f"({1 - adaptive_trials / fixed_trials:.0%} fewer)")
+
+
+def counterfactual(adaptive: str) -> int:
+    got = _adaptive_decisions(adaptive)
+    if got is None:
+        return 2
+    spec, df, c, ad = got
+    a = spec.adaptive
+    fd = _fixed_decisions(c, a.rope)
+    table = fd[["comparison", "a", "b", "n", "diff", "sd", "fixed_n_needed"]].merge(
+        ad[["a", "b", "n_seeds", "lo", "hi", "decision", "reason"]], on=["a", "b"])
+    pd.set_option("display.width", 220)
+    print(f"adaptive: {adaptive} (tuning on {len(spec.tuning_seed_list)} seed(s), seeds {a.min}-{a.max}, "
+          f"ROPE {a.rope:g}, alpha {a.alpha:g}); fixed: counterfactual (every setting on every seed)\n")
+    print(table.round(3).to_string(index=False))
+    need = int(table["fixed_n_needed"].max())
+    arms = [k for k in ("variant", "layout", "patch_size", "downsample") if k in df and df[k].notna().any()]
+    tuning = df[df["stage"] == "tune"] if "stage" in df else df
+    settings = arms + list(spec.nuisance or {})
+    fixed = _fixed_reaching(need, tuning, settings, int(df["epochs"].iloc[0]))
+    decided = int(table["decision"].isin(["different", "equivalent"]).sum())
+    print(f"\n{decided} of {len(table)} comparisons decided; a fixed design reaching the same decisions "
+          f"at every setting needs {need} seeds (the most any comparison needs)")
+    _report_costs({"adaptive (as run)": _cost(df), f"fixed, every setting on {need} seeds": fixed},
+                  len(df), "fixed", fixed["trials"])
+    return 0
+
+
 def main(fixed: str, adaptive: str) -> int:
     fspec, fdf, fc = _comparison(Path(fixed))
-    aspec, adf, ac = _comparison(Path(adaptive))
-    if aspec.adaptive is None:
-        print(f"{adaptive}: its spec has no adaptive seeds; give the adaptive study second", file=sys.stderr)
+    got = _adaptive_decisions(adaptive)
+    if got is None:
         return 2
+    aspec, adf, ac, ad = got
     a = aspec.adaptive
     fd = _fixed_decisions(fc, a.rope)
-    ad = decisions(ac, Rule(a.alpha, a.rope, a.max))
     table = fd.merge(ad[["a", "b", "n_seeds", "diff", "lo", "hi", "decision", "reason"]],
                      on=["a", "b"], suffixes=(" fixed", " adaptive"))
     pd.set_option("display.width", 220)
@@ -80,22 +133,21 @@ def main(fixed: str, adaptive: str) -> int:
           f"{adaptive} (tuning on {len(aspec.tuning_seed_list)} seed(s), seeds {a.min}-{a.max}, "
           f"ROPE {a.rope:g}, alpha {a.alpha:g})\n")
     print(table.round(3).to_string(index=False))
-    n_arms_lr = fdf.groupby(["variant", "lr"]).ngroups
     need = int(table["fixed_n_needed"].max())
     epochs = int(fdf["epochs"].iloc[0])
-    costs = pd.DataFrame({"fixed (as run)": _cost(fdf), "adaptive (as run)": _cost(adf),
-                          f"fixed reaching every decision ({need} seeds)": {
-                              "trials": n_arms_lr * need, "trial-epochs": n_arms_lr * need * epochs,
-                              "trial seconds": float(fdf.groupby(["variant", "lr"])["trial_time_s"].mean().sum() * need)}})
-    print("\n" + costs.round(0).to_string())
     same = (table["decision fixed"] == table["decision adaptive"]).sum()
-    print(f"\nsame decision in {same} of {len(table)} comparisons; adaptive trials / fixed as run = "
-          f"{len(adf) / len(fdf):.2f} ({1 - len(adf) / len(fdf):.0%} fewer)")
+    print(f"\nsame decision in {same} of {len(table)} comparisons")
+    _report_costs({"fixed (as run)": _cost(fdf), "adaptive (as run)": _cost(adf),
+                   f"fixed reaching every decision ({need} seeds)":
+                       _fixed_reaching(need, fdf, ["variant", "lr"], epochs)},
+                  len(adf), "fixed as run", len(fdf))
     return 0
 
 
 if __name__ == "__main__":
+    if len(sys.argv) == 2:
+        sys.exit(counterfactual(sys.argv[1]))
     if len(sys.argv) != 3:
-        print(__doc__.splitlines()[2].strip(), file=sys.stderr)
+        print("\n".join(line.strip() for line in __doc__.splitlines()[2:4]), file=sys.stderr)
         sys.exit(2)
     sys.exit(main(sys.argv[1], sys.argv[2]))

@@ -308,6 +308,28 @@ def test_patches_answer_decides_a_claim_by_its_stated_rule(tmp_path, pool, gain,
     assert f"pool - identity {pool - 70.0:+.1f}" in findings.loc["baselines", "evidence"]
 
 
+def test_patches_answer_reads_the_down_sampling_study(tmp_path):
+    """A synthetic layout_merge study: the merge2 pyramid's claims are decided by their rules
+    and the finding splits the pyramid's lead into the 3x3 down-sampling's own mixing."""
+    noise = (-0.3, 0.1, 0.2)  # the same per seed in every arm: seed-paired differences are exact
+    arms = {("attention", "isotropic", 4, None): 80.0, ("attention", "pyramid", 2, "conv3"): 83.0,
+            ("attention", "pyramid", 2, "merge2"): 80.4, ("identity", "isotropic", 4, None): 70.0,
+            ("identity", "pyramid", 2, "conv3"): 79.0, ("identity", "pyramid", 2, "merge2"): 75.0}
+    rows = [{"trial_id": f"{v}-{lay}-{ds}-{seed}", "status": "ok", "error": "", "variant": v, "layout": lay,
+             "patch_size": p, "downsample": ds, "seed": seed, "test_acc": acc + d, "params": 1000, "macs": 10,
+             "val_gain_last20": 0.1} for (v, lay, p, ds), acc in arms.items() for seed, d in enumerate(noise)]
+    study = _write_study(tmp_path / "layout_merge", pd.DataFrame(rows), name="layout_merge")
+    done = subprocess.run([sys.executable, ANSWER, study, "--out", tmp_path / "answer"],
+                          capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    claims = pd.read_csv(tmp_path / "answer" / "claims.csv")
+    verdicts = dict(zip(claims["claim"].str.split(":").str[0], claims["verdict"]))
+    assert verdicts["Isotropic patches compete with a pyramid whose down-sampling mixes least (2x2 merge)"] == "agrees"
+    assert verdicts["A pyramid gets far without token mixing"] == "agrees"
+    evidence = pd.read_csv(tmp_path / "answer" / "findings.csv").set_index("studies").loc["layout_merge", "evidence"]
+    assert "identity: pyramid - isotropic +9.0" in evidence and "(conv3 - merge2) +4.0" in evidence
+
+
 QUICK = Path(__file__).resolve().parents[1] / "results" / "quick"
 
 

@@ -8,6 +8,7 @@ real Ray sweep included, is the one slow test.
 import argparse
 import csv
 import math
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -189,3 +190,21 @@ def test_every_item_end_to_end_at_smoke_size(tmp_path):
     with open(tmp_path / f"{tag}-usual_way-trials.csv") as f:
         assert sorted(r["side"] for r in csv.DictReader(f)) == ["mixerlab", "usual"]
     assert (tmp_path / f"{tag}-tokens.png").is_file()
+
+
+BASELINES_ADAPTIVE = Path(__file__).resolve().parents[1] / "results" / "baselines_adaptive"
+
+
+@pytest.mark.skipif(not (BASELINES_ADAPTIVE / "trials.parquet").exists(), reason="results/baselines_adaptive not present")
+def test_adaptive_savings_counterfactual_on_the_committed_adaptive_study():
+    """One folder: the fixed design is the counterfactual that reaches the adaptive decisions
+    (every lr on the seeds the planning formula needs), costed from the study's own trials."""
+    out = subprocess.run([sys.executable, "benchmarks/adaptive_savings.py", str(BASELINES_ADAPTIVE)],
+                         capture_output=True, text=True, timeout=300, cwd=Path(__file__).resolve().parents[1])
+    assert out.returncode == 0, out.stderr
+    assert "6 of 6 comparisons decided" in out.stdout
+    need = int(re.search(r"at every setting needs (\d+) seeds", out.stdout).group(1))
+    row = next(line for line in out.stdout.splitlines() if line.startswith("trials "))
+    adaptive, fixed = (int(float(v)) for v in row.split()[1:])
+    assert adaptive == 44 and fixed == 4 * 4 * need  # 4 mixers x 4 lrs x the seeds needed
+    assert f"adaptive trials / fixed = {44 / fixed:.2f}" in out.stdout

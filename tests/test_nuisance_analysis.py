@@ -197,6 +197,24 @@ def test_paired_when_arms_share_seeds_else_welch():
         pairwise(broken, within=None, paired=True)
 
 
+def test_arms_with_unequal_seed_counts_pair_on_the_seeds_they_share():
+    """An adaptive sweep gives one arm more seeds than the other: the test pairs the five seeds
+    both have (synthetic trials) instead of dropping the pairing."""
+    rng = np.random.default_rng(3)
+    seed_effect = rng.normal(0, 2.0, 8)
+    rows = [{"variant": v, "seed": s, "status": "ok", "test_acc": base + seed_effect[s] + rng.normal(0, 0.1)}
+            for v, base, n in (("conv", 83.0, 8), ("mlp", 82.0, 5)) for s in range(n)]
+    df = pd.DataFrame(rows)
+    row = pairwise(df, within=None).iloc[0]
+    a = df[df.variant == "conv"].set_index("seed").test_acc.loc[range(5)]
+    b = df[df.variant == "mlp"].set_index("seed").test_acc
+    assert row["test"] == "paired t" and row["n_pairs"] == 5 and (row["n_a"], row["n_b"]) == (8, 5)
+    assert row["p"] == pytest.approx(stats.ttest_rel(a, b).pvalue)
+    # Two seeds in common out of three and two: too few to pair on a subset, so Welch's.
+    assert pairwise(df[df.seed.isin([0, 1, 2]) & ~((df.variant == "mlp") & (df.seed == 2))],
+                    within=None).iloc[0]["test"] == "Welch t"
+
+
 def test_paired_ci_is_narrower_when_a_seed_effect_is_shared():
     """Synthetic: each seed moves both arms by up to 3 points; the arms differ by 1 +- 0.1.
     Welch sees the seed effect as noise; the seed-matched differences do not."""

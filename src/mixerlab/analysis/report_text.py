@@ -139,7 +139,7 @@ def _pair_lines(df: pd.DataFrame, pairs: pd.DataFrame, stratum) -> list[str]:
         sig = "significant" if r["significant"] else "not significant"
         where = (f"At patch size {int(level)}" if within == "patch_size" else
                  f"In the {level} layout" if within == "layout" else "Overall")
-        test = (f"paired t-test over {int(r['n_a'])} shared seeds" if r.get("test") == "paired t"
+        test = (f"paired t-test over {int(r.get('n_pairs', r['n_a']))} shared seeds" if r.get("test") == "paired t"
                 else "Welch t-test")
         line = (f"{where}, {best} leads {second} by {sign * r['diff']:.2f} points (95% CI {lo:.2f} to "
                 f"{hi:.2f}, {test}), {sig} after Holm correction (p={r['p_holm']:.2g})")
@@ -179,7 +179,7 @@ def _pairwise_heading(pairs: pd.DataFrame) -> str:
         return "Welch t-test"
     if tests == {"paired t"}:
         return "paired t-test on seed-matched differences"
-    return "paired t-test where both arms share their seeds, else Welch t-test"
+    return "paired t-test on the seeds both arms share, else Welch t-test"
 
 
 def sections(c: Stratum, level: str) -> list[str]:

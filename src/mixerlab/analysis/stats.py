@@ -156,17 +156,23 @@ def pair_groups(df: pd.DataFrame, group: str = "variant", within: str | None = "
 
 
 def seed_paired(arm_a: pd.DataFrame, arm_b: pd.DataFrame, metric: str = "test_acc") -> bool:
-    """Whether two arms share their seeds (the same seed set, one ok trial per seed)."""
+    """Whether two arms can be compared seed by seed: one ok trial per seed in each, and either
+    the same seed set (two seeds or more) or at least three seeds in common. The second case is
+    an adaptive sweep's (one arm took more seeds than the other: the paired test reads the seeds
+    both have, which keeps the pairing an unpaired test would throw away)."""
     sa, sb = _by_seed(arm_a, metric), _by_seed(arm_b, metric)
-    return sa is not None and sb is not None and set(sa.index) == set(sb.index) and len(sa) >= 2
+    if sa is None or sb is None:
+        return False
+    shared = len(set(sa.index) & set(sb.index))
+    return (set(sa.index) == set(sb.index) and shared >= 2) or shared >= 3
 
 
 def pairwise(df: pd.DataFrame, group: str = "variant", within: str | None = "patch_size",
              metric: str = "test_acc", alpha: float = 0.05, paired: bool | None = None) -> pd.DataFrame:
     """Every pair of ``group`` levels at each level of ``within``; Holm across all of them.
 
-    ``paired``: None (auto) uses the paired t-test when the two arms share their seeds (the same
-    seed set, one ok trial per seed), else Welch's; True insists on pairing (ValueError when the
+    ``paired``: None (auto) uses the paired t-test, on the seeds both arms have, when
+    :func:`seed_paired` says they pair, else Welch's; True insists on pairing (ValueError when the
     seeds do not match); False always uses Welch's. The ``test`` column says which was used.
     """
     rows = []
@@ -181,9 +187,9 @@ def pairwise(df: pd.DataFrame, group: str = "variant", within: str | None = "pat
             res = paired_test(_by_seed(arm_a, metric), _by_seed(arm_b, metric))
         else:
             res = welch(arm_a[metric], arm_b[metric])
-        res.pop("n_pairs", None)
+        n_pairs = res.pop("n_pairs", np.nan)
         rows.append({within or "stratum": level, "a": a, "b": b,
-                     "n_a": len(arm_a), "n_b": len(arm_b),
+                     "n_a": len(arm_a), "n_b": len(arm_b), "n_pairs": n_pairs,
                      "test": "paired t" if use_paired else "Welch t", **res})
     out = pd.DataFrame(rows)
     if len(out):
