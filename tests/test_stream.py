@@ -174,6 +174,31 @@ def test_workers_count_in_the_cpus():
         loader_workers(2, 2)
 
 
+def test_shards_stream_the_folder_bit_for_bit(tree, tmp_path, run_cli):
+    out = tmp_path / "shards"
+    code, _, err = run_cli("shards", tree, out, "--shard-size", "10")
+    assert code == 0, err
+    assert "6/6 shards" in err.splitlines()[-2]  # 36 train + 12 test at 10 a shard
+    folder, shards = open_stream(cfg_for(tree)), open_stream(cfg_for(out, name="shards"))
+    assert shards.classes == folder.classes and torch.equal(shards.test_y, folder.test_y)
+    cfg = cfg_for(tree)
+    lf = stream_loaders(folder, cfg, SIDE, 8, 16, workers=0, device="cpu", channels_last=False)
+    ls = stream_loaders(shards, cfg, SIDE, 8, 16, workers=1, device="cpu", channels_last=False)
+    for f, s in zip(lf, ls):
+        assert all(torch.equal(a, b) for a, b in zip(batches(f, 4), batches(s, 4)))
+
+
+def test_shards_resume_a_partial_run(tree, tmp_path, run_cli):
+    out = tmp_path / "shards"
+    assert run_cli("shards", tree, out, "--shard-size", "16")[0] == 0
+    first = {p.name: p.read_bytes() for p in out.iterdir()}
+    (out / "train-000001.tar").rename(out / "train-000001.tar.tmp")  # as if killed mid-shard
+    (out / "train-000001.tar.tmp").write_bytes(b"half")
+    code, _, err = run_cli("shards", tree, out, "--shard-size", "16")
+    assert code == 0 and "3 skipped" in err.splitlines()[-2], err
+    assert {p.name: p.read_bytes() for p in out.iterdir()} == first  # rewritten, no .tmp left
+
+
 def test_corrupt_jpeg_fails_the_trial_naming_it(tmp_path):
     root = write_tree(tmp_path, {"train": 8}, fmt="jpg")
     bad = root / "train" / "bee" / "003.jpg"
