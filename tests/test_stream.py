@@ -206,3 +206,18 @@ def test_corrupt_jpeg_fails_the_trial_naming_it(tmp_path):
     cfg = trial(cfg_for(root, stream=True, workers=1), epochs=1)
     with pytest.raises(CorruptImage, match=str(bad)):
         train(cfg)
+
+
+def test_dry_run_times_the_loader_and_names_the_bound(tree, tmp_path, run_cli):
+    spec = tmp_path / "spec.yaml"
+    spec.write_text(f"name: s\nquestion: q?\ndataset: {{name: imagefolder, data_dir: {tree}, stream: true}}\n"
+                    "train: {epochs: 1, batch_size: 8}\nmodel: {depth: 1, width: 8}\n"
+                    "grid: {mixer: [conv, identity], patch_size: [4]}\nresources: {cpu: 2}\n")
+    code, out, err = run_cli("sweep", spec, "--dry-run")
+    assert code == 0, err
+    table = [line.split() for line in out.splitlines() if line.split()[:1] in (["variant"], ["conv"],
+                                                                              ["identity"])]
+    header, *rows = table
+    assert header[-4:] == ["loader_img_s", "model_img_s", "bound", "est_trial_s"], header
+    assert len(rows) == 2 and all(r[-2] in ("loader", "model") for r in rows), (out, rows)
+    assert all(float(r[-4].replace(",", "")) > 0 for r in rows), rows
