@@ -166,3 +166,73 @@ def test_missing_fashion_mnist_names_every_place(tmp_path, run_cli, monkeypatch)
 def test_counts():
     """The reliability table in the README quotes these numbers."""
     assert len(SPECS) + len(CLI) >= 25
+
+
+# The streamed path (issue 22): bad data gets one line naming it, exit 2, nothing written.
+# Every image and shard is synthetic, written in the real format.
+def _tree(tmp: Path, fmt: str = "png") -> Path:
+    from PIL import Image
+
+    for c in ("ant", "bee"):
+        (tmp / "data" / "train" / c).mkdir(parents=True)
+        for i in range(4):
+            Image.new("RGB", (8, 8), (40 * i, 90, 10)).save(tmp / "data" / "train" / c / f"{i}.{fmt}")
+    return tmp / "data"
+
+
+def _empty_class(tmp: Path) -> list:
+    (_tree(tmp) / "train" / "cat").mkdir()
+    return ["train", "--dataset", "imagefolder", "--data-dir", tmp / "data", "--stream"]
+
+
+def _corrupt_jpeg(tmp: Path) -> list:
+    (_tree(tmp, "jpg") / "train" / "bee" / "2.jpg").write_bytes(b"\xff\xd8 not a jpeg")
+    return ["train", "--dataset", "imagefolder", "--data-dir", tmp / "data", "--stream"]
+
+
+def _shards(tmp: Path, content: bytes | None) -> list:
+    import tarfile
+
+    from mixerlab.data.shards import write_shards
+
+    files = sorted((_tree(tmp) / "train").rglob("*.png"))
+    write_shards({"train": [(f, int("bee" in str(f))) for f in files]}, ["ant", "bee"], tmp / "sh", 4)
+    shard = tmp / "sh" / "train-000001.tar"
+    if content is None:  # a valid tar with no samples in it
+        tarfile.open(shard, "w").close()
+    else:
+        shard.write_bytes(content)
+    return ["train", "--dataset", "shards", "--data-dir", tmp / "sh"]
+
+
+def _spec(tmp: Path, dataset: str, extra: str = "") -> list:
+    spec = tmp / "spec.yaml"
+    spec.write_text(GOOD.replace("{name: synthetic, synthetic_size: 64}", dataset) + extra)
+    return ["sweep", spec, "--results", tmp / "results", "--dry-run"]
+
+
+STREAM_CASES = [
+    ("class-folder-without-images", _empty_class, "a class folder with no images"),
+    ("shards-of-class-folder-without-images", lambda t: ["shards", *_empty_class(t)[4:5], t / "out"],
+     "a class folder with no images"),
+    ("corrupt-jpeg", _corrupt_jpeg, "2.jpg: not a readable image"),
+    ("empty-shard", lambda t: _shards(t, None), "train-000001.tar: an empty shard"),
+    ("unreadable-shard", lambda t: _shards(t, b"garbage" * 100), "train-000001.tar: not a readable shard"),
+    ("no-shard-index", lambda t: ["train", "--dataset", "shards", "--data-dir", _tree(t)],
+     "classes.json not found"),
+    ("budget-fits-no-path", lambda t: _spec(t, f"{{name: imagefolder, data_dir: {_tree(t)}, stream: false, "
+                                               "memory_budget_gb: 0.000001}"), "no path fits"),
+    ("workers-over-cpu", lambda t: _spec(t, "{name: synthetic, synthetic_size: 64, workers: 2}",
+                                         "resources: {cpu: 2}\n"), "raise resources.cpu to 3"),
+]
+
+
+@pytest.mark.parametrize("case,setup,message", STREAM_CASES, ids=[c[0] for c in STREAM_CASES])
+def test_bad_streamed_data(case, setup, message, tmp_path, run_cli):
+    args = setup(tmp_path)
+    before = _snapshot(tmp_path)
+    code, out, err = run_cli(*args)
+    assert code == 2, (out, err)
+    assert message in err, err
+    assert "Traceback" not in err and len(err.strip().splitlines()) == 1, err
+    assert _snapshot(tmp_path) == before, "bad input must write nothing"

@@ -14,7 +14,10 @@ from mixerlab.errors import ConfigError
 
 _LATER_MODEL_FACTORS = {"layout": "isotropic", "stem": "patch", "channel_mlp_ratio": None,
                         "downsample": "conv3"}
-_LATER_DATA_FIELDS = {"split_per_seed": False}
+# The streamed path's fields (issue 22); ``workers`` never changes a result (each sample's
+# augmentation is seeded by itself, data/stream_loader.py), so it is never hashed.
+_LATER_DATA_FIELDS = {"split_per_seed": False, "stream": None, "memory_budget_gb": 16.0,
+                      "randaugment": None, "random_erasing": 0.0}
 
 
 def config_hash(cfg: TrialConfig, *, with_seed: bool = True) -> str:
@@ -26,6 +29,7 @@ def config_hash(cfg: TrialConfig, *, with_seed: bool = True) -> str:
     if not with_seed:
         d.pop("seed")
     d["data"].pop("data_dir", None)
+    d["data"].pop("workers", None)  # how fast, not what: see _LATER_DATA_FIELDS
     # Factors added after studies were committed are hashed only when set, so a default
     # configuration keeps the id (and the finished record) it had before they existed.
     for part, later in (("model", _LATER_MODEL_FACTORS), ("data", _LATER_DATA_FIELDS)):

@@ -120,6 +120,23 @@ class DataConfig(BaseModel):
     # Synthetic data only: number of samples and shape. Never a real result.
     synthetic_size: int = Field(512, gt=0)
     image_size: int | None = None
+    # The streamed path (data/stream.py): images decoded per batch by DataLoader workers
+    # instead of held whole in memory, for data sets that do not fit (ImageNet-1k at 224 px
+    # is ~190 GB as uint8). None: chosen by size (streamed when the decoded set would exceed
+    # ``memory_budget_gb``, with a notice); True/False force it. Sources without a streamed
+    # reader always load in memory.
+    stream: bool | None = None
+    # GB of decoded uint8 images the in-memory path may hold. 16: a quarter of a 64 GB node,
+    # leaving the rest for Ray's object store (which holds a second copy) and the trials.
+    memory_budget_gb: float = Field(16.0, gt=0)
+    # Decoding processes of the streamed path; they count in the trial's CPUs (None: cpus - 1,
+    # the rule in sweep/resources.py: loader_workers). Results do not depend on it.
+    workers: int | None = Field(None, ge=0)
+    # Streamed path only: timm's RandAugment policy (e.g. "rand-m9-mstd0.5-inc1", ConvMixer's
+    # ImageNet recipe, Trockman & Kolter 2022 Sec. 3) and random-erasing probability
+    # (Zhong et al. 2020; ConvMixer uses 0.25).
+    randaugment: str | None = None
+    random_erasing: float = Field(0.0, ge=0, le=1)
 
     def split_seed_for(self, seed: int) -> int:
         """The seed a trial of seed ``seed`` draws its validation split and subset from."""

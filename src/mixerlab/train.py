@@ -28,7 +28,8 @@ from timm.utils import ModelEmaV3
 from mixerlab import measure, provenance
 from mixerlab.config import ModelConfig, TrialConfig
 from mixerlab.convergence import LATE_GAIN_KEY, late_gain
-from mixerlab.data import Dataset, DeviceLoader, load_dataset, resized, split_for_seed
+from mixerlab.data import Dataset, DeviceLoader, open_data, resized, split_for_seed
+from mixerlab.data.path import STREAM_ONLY_FIELDS, is_streamed
 from mixerlab.models import create_model, relevant_factors, uses_pos_embed
 from mixerlab.schedule import make_scheduler
 
@@ -71,7 +72,9 @@ def train(cfg: TrialConfig, *, data: Dataset | None = None, on_epoch: OnEpoch | 
           checkpoint=None) -> dict:
     """Train ``cfg`` and return one flat, complete result record (see docs/results-schema.md).
 
-    ``data``: a loaded data set (sweeps load it once); loaded from ``cfg.data`` otherwise.
+    ``data``: a loaded data set (sweeps load it once), in memory or streamed
+    (:class:`~mixerlab.data.stream.StreamData`); opened from ``cfg.data`` otherwise, on the
+    path :func:`~mixerlab.data.path.open_data` chooses.
     ``checkpoint``: anything with ``load() -> state | None`` to resume from.
     Divergence and out-of-memory end the trial early with status ``diverged``/``oom``; the
     record is still complete.
@@ -81,10 +84,14 @@ def train(cfg: TrialConfig, *, data: Dataset | None = None, on_epoch: OnEpoch | 
     measure.reset_peak_memory(device)
     if t.threads and device.type == "cpu":
         torch.set_num_threads(t.threads)
-    data = data if data is not None else load_dataset(cfg.data)
-    data = split_for_seed(data, cfg.data, cfg.seed)  # its own split with split_per_seed; else as is
-    if cfg.data.image_size and cfg.data.image_size != data.image_size:
-        data = resized(data, cfg.data.image_size)  # a sweep's shared data set, another size asked
+    data = data if data is not None else open_data(cfg.data)
+    streamed = is_streamed(data)
+    if streamed:
+        data = data.for_trial(cfg.data, cfg.seed)  # its split and size; decoded per batch
+    else:
+        data = split_for_seed(data, cfg.data, cfg.seed)  # its own split with split_per_seed; else as is
+        if cfg.data.image_size and cfg.data.image_size != data.image_size:
+            data = resized(data, cfg.data.image_size)  # a sweep's shared data set, another size asked
     # The data set fixes the input and output shapes the model is built for.
     mcfg = cfg.model.model_copy(update=dict(image_size=data.image_size, in_chans=data.in_chans,
                                             num_classes=data.num_classes))
@@ -99,11 +106,14 @@ def train(cfg: TrialConfig, *, data: Dataset | None = None, on_epoch: OnEpoch | 
         model = model.to(memory_format=torch.channels_last)
     step_model = torch.compile(model) if (t.compile and cuda) else model
 
-    loader_kw = dict(mean=data.mean, std=data.std, device=device, channels_last=t.channels_last)
-    train_loader = DeviceLoader(data.train_x, data.train_y, t.batch_size, train=True,
-                                crop_padding=data.crop_padding, flip=data.flip, **loader_kw)
-    val_loader = DeviceLoader(data.val_x, data.val_y, t.eval_batch_size, train=False, **loader_kw)
-    test_loader = DeviceLoader(data.test_x, data.test_y, t.eval_batch_size, train=False, **loader_kw)
+    if streamed:
+        workers, (train_loader, val_loader, test_loader) = _stream_loaders(cfg, data, device)
+    else:
+        loader_kw = dict(mean=data.mean, std=data.std, device=device, channels_last=t.channels_last)
+        train_loader = DeviceLoader(data.train_x, data.train_y, t.batch_size, train=True,
+                                    crop_padding=data.crop_padding, flip=data.flip, **loader_kw)
+        val_loader = DeviceLoader(data.val_x, data.val_y, t.eval_batch_size, train=False, **loader_kw)
+        test_loader = DeviceLoader(data.test_x, data.test_y, t.eval_batch_size, train=False, **loader_kw)
 
     opt = torch.optim.AdamW(model.parameters(), lr=t.lr, weight_decay=t.weight_decay)
     sched = make_scheduler(opt, t, steps_per_epoch=len(train_loader))
@@ -181,9 +191,29 @@ def train(cfg: TrialConfig, *, data: Dataset | None = None, on_epoch: OnEpoch | 
             torch.cuda.empty_cache()
 
     counts["resumed_from_epoch"] = resumed_from
-    return _record(cfg, data, model if ema is None else ema.module, history, counts,
-                   status=status, error=error, train_time=train_time, device=device,
-                   amp=amp, test_loader=test_loader, started=started, t_start=t_start)
+    rec = _record(cfg, data, model if ema is None else ema.module, history, counts,
+                  status=status, error=error, train_time=train_time, device=device,
+                  amp=amp, test_loader=test_loader, started=started, t_start=t_start)
+    if streamed:  # only here, so in-memory records keep their columns
+        rec.update(data_path="stream", loader_workers=workers,
+                   **{k: getattr(cfg.data, k) for k in STREAM_ONLY_FIELDS})
+    return rec
+
+
+def _stream_loaders(cfg: TrialConfig, data, device):
+    """(workers, (train, val, test) loaders) of the streamed path. The workers share the
+    trial's CPUs with the training step (sweep/resources.py: loader_workers), so the step
+    keeps the rest of them as threads."""
+    from mixerlab.data.stream_loader import stream_loaders
+    from mixerlab.sweep.resources import loader_workers
+
+    t = cfg.train
+    workers = loader_workers(cfg.data.workers, t.threads or torch.get_num_threads())
+    if device.type == "cpu" and workers:
+        torch.set_num_threads(max(1, torch.get_num_threads() - workers))
+    return workers, stream_loaders(data, cfg.data, data.image_size, t.batch_size,
+                                   t.eval_batch_size, workers=workers, device=device,
+                                   channels_last=t.channels_last)
 
 
 def best_epoch(history: list[dict]) -> dict:
@@ -199,7 +229,8 @@ def _record(cfg, data, model, history, counts, *, status, error, train_time, dev
     kept = {"model", "image_size", "in_chans", "num_classes", *relevant_factors(m)}
     rec.update({k: None for k in ModelConfig.model_fields if k not in kept})  # does not apply
     rec["pos_embed"] = uses_pos_embed(m)
-    d = cfg.data.model_dump(exclude={"data_dir", "synthetic_size", "split_per_seed"})
+    d = cfg.data.model_dump(exclude={"data_dir", "synthetic_size", "split_per_seed", "stream",
+                                     "memory_budget_gb", "workers", *STREAM_ONLY_FIELDS})
     d.pop("name")
     # The seed the split was actually drawn from; split_per_seed appears only where it is set,
     # so records of the default keep their columns.

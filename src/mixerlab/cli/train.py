@@ -25,6 +25,11 @@ def register(sub) -> None:
     g.add_argument("--data-dir", default=None, help="folder holding the data set's files")
     g.add_argument("--train-subset", type=int, default=None, help="stratified subset of the training set")
     g.add_argument("--val-fraction", type=float, default=None, help="held-out validation share (default 0.1)")
+    g.add_argument("--stream", action="store_true",
+                   help="decode images per batch in loader workers instead of holding the data set "
+                        "in memory (default: only when it would exceed dataset.memory_budget_gb)")
+    g.add_argument("--workers", type=int, default=None,
+                   help="loader workers of the streamed path (default: threads - 1)")
     g.add_argument("--split-per-seed", action="store_true",
                    help="draw the validation split and training subset from --seed (default: split_seed 0)")
     g.add_argument("--epochs", type=int, default=None, help=f"default {_T.epochs}")
@@ -55,6 +60,10 @@ def trial_config(args) -> TrialConfig:
         data["augment"] = False
     if args.split_per_seed:
         data["split_per_seed"] = True
+    if args.stream:
+        data["stream"] = True
+    if args.workers is not None:
+        data["workers"] = args.workers
     if args.image_size is not None:  # the data set is resized to it, as dataset.image_size in a spec
         data["image_size"] = args.image_size
     train = {k: getattr(args, k) for k in ("epochs", "batch_size", "lr", "weight_decay", "schedule",
@@ -66,14 +75,14 @@ def trial_config(args) -> TrialConfig:
 
 
 def run(args) -> int:
-    from mixerlab.data import load_dataset
+    from mixerlab.data import open_data
     from mixerlab.train import train
 
     cfg = trial_config(args)
     out = Path(args.out) if args.out else None
     if out is not None and out.exists() and not out.is_dir():
         raise ConfigError(f"--out {out}: exists and is not a directory; choose a folder path")
-    data = load_dataset(cfg.data)
+    data = open_data(cfg.data)  # in memory, or streamed (data/path.py)
     ckpt = DirCheckpoint(out, cfg) if out else None
     bar = tqdm(total=cfg.train.epochs, desc=f"train {cfg.model.label}", unit="epoch",
                file=sys.stderr, dynamic_ncols=True)

@@ -52,14 +52,40 @@ def dry_run(spec_path) -> int:
     spec, data, plan = prepare(spec_path)
     res = spec.resources
     later = _later_trials(spec, plan)
+    bounds = None
     # Timing this CPU says nothing about the GPU node a GPU spec is meant for: no estimate.
     if res.gpu and not torch.cuda.is_available():
         per_arm, per_later, slots = None, None, 0
     else:
-        per_arm, per_later = estimate_trials(plan, data, res.cpu, res.gpu, extra=later)
+        kw = _loader_timing(plan, data, res.cpu, later)
+        per_arm, per_later = estimate_trials(plan, data, res.cpu, res.gpu, extra=later, **kw)
         slots = concurrent_slots(machine_resources(res.gpu), res, spec.max_concurrent, len(plan.trials))
-    print(render(spec, data, plan, per_arm, slots, per_later))
+        bounds = _bounds(plan, kw) if kw else None
+    print(render(spec, data, plan, per_arm, slots, per_later, bounds))
     return 0
+
+
+def _loader_timing(plan: Plan, data, cpus: float, later) -> dict:
+    """The streamed path's loader images/s by trial (``estimate_trials``'s keywords); {} in memory."""
+    from mixerlab.data.path import is_streamed
+    from mixerlab.sweep.loader_estimate import loader_rates
+
+    if not is_streamed(data):
+        return {}
+    return {"loader": loader_rates([*plan.trials, *later], data, cpus), "rates_out": {}}
+
+
+def _bounds(plan: Plan, kw: dict) -> list[dict]:
+    """Per arm (its first trial): loader and model training images/s, and which bounds."""
+    from mixerlab.sweep.loader_estimate import bound
+
+    per = len(plan.trials) // max(1, len(plan.arms))
+    rows = []
+    for i in range(len(plan.arms)):
+        tid = plan.trials[i * per].trial_id
+        model, loader = kw["rates_out"][tid][0], kw["loader"][tid]
+        rows.append({"loader_img_s": loader, "model_img_s": model, "bound": bound(model, loader)})
+    return rows
 
 
 def _later_trials(spec: Spec, plan: Plan) -> list:
@@ -74,10 +100,11 @@ def _later_trials(spec: Spec, plan: Plan) -> list:
 
 
 def render(spec: Spec, data, plan: Plan, per_arm: list[float] | None, slots: int,
-           per_later: list[float] | None = None) -> str:
+           per_later: list[float] | None = None, bounds: list[dict] | None = None) -> str:
     """The dry run's text: what the study asks, its trials, one row per arm, its cost.
     ``per_arm``: estimated seconds of each arm for one seed of the first round (None: not
-    timed here); ``per_later``: of one seed of each arm in a later round (stage 2)."""
+    timed here); ``per_later``: of one seed of each arm in a later round (stage 2);
+    ``bounds``: the streamed path's loader and model images/s per arm, and which bounds."""
     t = spec.train_config()
     seeds = len(spec.tuning_seed_list or spec.seed_list)
     n_set = len(plan.nuisance)
@@ -96,6 +123,8 @@ def render(spec: Spec, data, plan: Plan, per_arm: list[float] | None, slots: int
         lines.append(f"{plan.collapsed} grid point(s) collapsed: they differed only in factors their "
                      "mixer does not use (e.g. kernel_size for attention)")
     rows = pd.DataFrame(describe_plan(plan))
+    if bounds:  # streamed only: in-memory tables keep their columns
+        rows = pd.concat([rows, pd.DataFrame(bounds)], axis=1)
     rows[f"est_trial_s (x{n_set} settings)" if spec.nuisance else "est_trial_s"] = (
         float("nan") if per_arm is None else per_arm)
     with pd.option_context("display.width", 200, "display.max_columns", 40):

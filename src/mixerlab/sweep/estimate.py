@@ -30,10 +30,14 @@ BATCH_MACS = 1.5e9
 TIME_S = 0.5  # seconds of training steps timed per configuration, at least (inference: half)
 
 
-def estimate_per_trial(plan, data, cpus: float, gpu: float = 0.0, extra=()) -> dict[str, float]:
+def estimate_per_trial(plan, data, cpus: float, gpu: float = 0.0, extra=(), *,
+                       loader: dict[str, float] | None = None,
+                       rates_out: dict | None = None) -> dict[str, float]:
     """Estimated seconds of every trial of ``plan`` (and of the ``extra`` trials), by trial
     id, timed on the device the trials will use (a GPU where they ask for one and this
-    machine has one)."""
+    machine has one). ``loader``: the streamed path's loader images/s by trial id
+    (``sweep/loader_estimate.py``); a trial trains at the slower of it and its model.
+    ``rates_out``: filled with each trial's (training, inference) images/s of the model."""
     device = "cuda" if gpu and torch.cuda.is_available() else "cpu"
     n_train, n_val, n_test = len(data.train_y), len(data.val_y), len(data.test_y)
     threads = torch.get_num_threads()
@@ -52,6 +56,10 @@ def estimate_per_trial(plan, data, cpus: float, gpu: float = 0.0, extra=()) -> d
                     # (a model that fails here fails in its trial, where it is recorded)
                     rates[key] = (float("nan"), float("nan"))
             train_rate, infer_rate = rates[key]
+            if rates_out is not None:
+                rates_out[trial.trial_id] = rates[key]
+            if loader is not None:  # streamed: the workers may deliver fewer images than that
+                train_rate = min(train_rate, loader[trial.trial_id])
             out[trial.trial_id] = (CONTENTION * n_train * t.epochs / train_rate
                                    + (n_val * t.epochs + n_test + THROUGHPUT_IMAGES) / infer_rate
                                    + START_S)
@@ -79,10 +87,11 @@ def _rates(cfg, t, device) -> tuple[float, float]:
     return train["train_step_images_per_s"], infer["infer_images_per_s"]
 
 
-def estimate_trials(plan, data, cpus: float, gpu: float = 0.0, extra=()) -> tuple[list[float], list[float]]:
+def estimate_trials(plan, data, cpus: float, gpu: float = 0.0, extra=(), **kw) -> tuple[list[float], list[float]]:
     """Seconds per scientific configuration for one seed, summed over its nuisance settings;
-    and the seconds of each ``extra`` trial (a later round's, timed in the same pass)."""
-    per_trial = estimate_per_trial(plan, data, cpus, gpu, extra)
+    and the seconds of each ``extra`` trial (a later round's, timed in the same pass).
+    ``kw``: ``loader``, ``rates_out`` of :func:`estimate_per_trial`."""
+    per_trial = estimate_per_trial(plan, data, cpus, gpu, extra, **kw)
     seeds = len(plan.trials) // max(1, len(plan.arms) * len(plan.nuisance))
     out = []
     for i in range(len(plan.arms)):

@@ -21,7 +21,7 @@ from functools import partial
 from pathlib import Path
 
 from mixerlab import provenance
-from mixerlab.data import load_dataset
+from mixerlab.data import open_data
 from mixerlab.errors import ConfigError
 from mixerlab.results import atomic_write_text
 from mixerlab.sweep import resume, rounds
@@ -37,7 +37,7 @@ log = logging.getLogger("mixerlab.sweep")
 def prepare(spec_path: str | Path) -> tuple[Spec, object, Plan]:
     """Parse, load data and expand: everything that can fail on bad input, before Ray."""
     spec = load_spec(spec_path)
-    data = load_dataset(spec.data_config())
+    data = open_data(spec.data_config())  # in memory, or streamed (data/path.py)
     plan = expand(spec, (data.image_size, data.in_chans, data.num_classes), where=str(spec_path))
     if not plan.trials:
         raise ConfigError(f"{spec_path}: the grid is empty; add factors to vary under 'grid'")

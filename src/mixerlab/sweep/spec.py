@@ -340,4 +340,15 @@ def load_spec(path: str | Path) -> Spec:
         spec.dataset["data_dir"] = str(d)
     for key, model in (("dataset", DataConfig), ("train", TrainConfig), ("model", ModelConfig)):
         parse(model, getattr(spec, key), f"{path}: {key}")
+    _check_workers(spec, path)
     return spec
+
+
+def _check_workers(spec: Spec, path: Path) -> None:
+    """Loader workers count in a trial's CPUs (the rule: sweep/resources.py loader_workers)."""
+    from mixerlab.sweep.resources import loader_workers
+
+    try:
+        loader_workers(spec.data_config().workers, spec.resources.cpu)
+    except ConfigError as err:
+        raise ConfigError(f"{path}: {err}") from None
