@@ -1,6 +1,7 @@
 """Reliability figures: real faults injected into real sweeps; what was lost or duplicated.
 
-Runs ``tests/test_reliability.py`` with ``MIXERLAB_RELIABILITY_FIGURES`` set, so that each
+Runs ``tests/test_reliability.py`` and ``tests/test_stream_reliability.py`` (the driver killed
+in a study on streamed data) with ``MIXERLAB_RELIABILITY_FIGURES`` set, so that each
 fault scenario appends one JSON line (faults injected, trials planned, trials lost and
 duplicated in the final ``trials.parquet``, recovery time), then ``tests/test_bad_input.py``
 for the bad-input line, and prints one markdown table. A scenario whose test failed has no
@@ -56,7 +57,7 @@ def bad_inputs() -> tuple[int, int, str]:
 def main() -> int:
     with tempfile.TemporaryDirectory() as d:
         figures = Path(d) / "figures.jsonl"
-        summary, seconds = pytest(["tests/test_reliability.py"],
+        summary, seconds = pytest(["tests/test_reliability.py", "tests/test_stream_reliability.py"],
                                   env={"MIXERLAB_RELIABILITY_FIGURES": str(figures)})
         rows = [json.loads(line) for line in figures.read_text().splitlines()] if figures.exists() else []
     tried, clear, bad_summary = bad_inputs()
@@ -76,7 +77,7 @@ def main() -> int:
     print(f"| bad inputs (tests/test_bad_input.py) | {tried} | – | – | – | – | "
           f"{clear}/{tried} gave one clear line and exit 2 |")
     print()
-    print(f"tests/test_reliability.py: {summary} (wall {seconds:.0f} s); "
+    print(f"tests/test_reliability.py + test_stream_reliability.py: {summary} (wall {seconds:.0f} s); "
           f"tests/test_bad_input.py: {bad_summary}")
     ok = "failed" not in summary and "error" not in summary and clear == tried
     return 0 if ok else 1
