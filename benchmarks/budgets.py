@@ -33,12 +33,17 @@ def largest_cpu_spec(folder: Path = ROOT / "ablations") -> tuple[Path, int]:
     import torch
 
     from mixerlab.sweep import expand, load_spec
+    from mixerlab.sweep.spec import read_yaml
 
     best = None
     for path in sorted(folder.rglob("*.yaml")):
-        spec = load_spec(path)
-        if spec.resources.gpu and not torch.cuda.is_available():
+        raw = read_yaml(path)
+        if (raw.get("resources") or {}).get("gpu") and not torch.cuda.is_available():
             continue
+        data_dir = (raw.get("dataset") or {}).get("data_dir")
+        if data_dir and not (path.parent / data_dir).is_dir():
+            continue  # its data (ImageNet, linked in by the user) is not on this machine
+        spec = load_spec(path)
         # The image shape only names the data set's geometry; the plan's size does not
         # depend on it (Fashion-MNIST: 28 px, 1 channel, 10 classes).
         n = len(expand(spec, (28, 1, 10), where=str(path)).trials)
