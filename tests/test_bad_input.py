@@ -205,10 +205,17 @@ def _shards(tmp: Path, content: bytes | None) -> list:
     return ["train", "--dataset", "shards", "--data-dir", tmp / "sh"]
 
 
-def _spec(tmp: Path, dataset: str, extra: str = "") -> list:
+def _spec(tmp: Path, dataset: str, extra: str = "", dry_run: bool = True, grid: str | None = None) -> list:
     spec = tmp / "spec.yaml"
-    spec.write_text(GOOD.replace("{name: synthetic, synthetic_size: 64}", dataset) + extra)
-    return ["sweep", spec, "--results", tmp / "results", "--dry-run"]
+    text = GOOD.replace("{name: synthetic, synthetic_size: 64}", dataset) + extra
+    spec.write_text(text if grid is None else text.replace("grid: {mixer: [conv, attention], patch_size: [4, 7]}", grid))
+    return ["sweep", spec, "--results", tmp / "results", *(["--dry-run"] if dry_run else [])]
+
+
+# The budget at study level: 8 images of 8 px are 1.5 kB decoded (0.0000015 GB); every
+# configuration over it, or only at the sides the grid asks for, with stream: false.
+_OVER = "memory_budget_gb: 0.000001}"
+_FITS_BASE = "memory_budget_gb: 0.000002}"
 
 
 STREAM_CASES = [
@@ -222,6 +229,12 @@ STREAM_CASES = [
      "classes.json not found"),
     ("budget-fits-no-path", lambda t: _spec(t, f"{{name: imagefolder, data_dir: {_tree(t)}, stream: false, "
                                                "memory_budget_gb: 0.000001}"), "no path fits"),
+    ("budget-fits-no-path-at-run", lambda t: _spec(t, f"{{name: imagefolder, data_dir: {_tree(t)}, "
+                                                      f"stream: false, {_OVER}", dry_run=False), "no path fits"),
+    ("budget-fits-no-configuration", lambda t: _spec(
+        t, f"{{name: imagefolder, data_dir: {_tree(t)}, stream: false, {_FITS_BASE}", dry_run=False,
+        grid="grid: {mixer: [conv, identity], patch_size: [4], image_size: [16, 32]}"),
+     "decoded at image_size 32 (a configuration's)"),
     ("workers-over-cpu", lambda t: _spec(t, "{name: synthetic, synthetic_size: 64, workers: 2}",
                                          "resources: {cpu: 2}\n"), "raise resources.cpu to 3"),
 ]
@@ -236,3 +249,7 @@ def test_bad_streamed_data(case, setup, message, tmp_path, run_cli):
     assert message in err, err
     assert "Traceback" not in err and len(err.strip().splitlines()) == 1, err
     assert _snapshot(tmp_path) == before, "bad input must write nothing"
+    if "sweep" in args and "--dry-run" not in args:  # refused at run: before Ray, too
+        import ray
+
+        assert not ray.is_initialized()

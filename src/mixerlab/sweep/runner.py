@@ -37,13 +37,21 @@ log = logging.getLogger("mixerlab.sweep")
 def prepare(spec_path: str | Path) -> tuple[Spec, object, Plan]:
     """Parse, load data and expand: everything that can fail on bad input, before Ray."""
     spec = load_spec(spec_path)
-    data = open_data(spec.data_config())  # in memory, or streamed (data/path.py)
+    # In memory, or streamed (data/path.py), chosen for the largest side a configuration asks for.
+    data = open_data(spec.data_config(), sides=_sides(spec))
     plan = expand(spec, (data.image_size, data.in_chans, data.num_classes), where=str(spec_path))
     if not plan.trials:
         raise ConfigError(f"{spec_path}: the grid is empty; add factors to vary under 'grid'")
     for note in plan.notes:
         print(f"warning: {spec_path}: {note}", file=sys.stderr)
     return spec, data, plan
+
+
+def _sides(spec: Spec) -> tuple[int, ...]:
+    """The image sizes the grid (or the list of configurations) asks for; () when none does."""
+    grid = [{"image_size": v} for v in (spec.grid or {}).get("image_size", [])]
+    points = spec.configs if spec.configs is not None else grid
+    return tuple(sorted({int(p["image_size"]) for p in points if p.get("image_size")}))
 
 
 def run_sweep(spec_path: str | Path, options: SweepOptions) -> Path:
