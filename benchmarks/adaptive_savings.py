@@ -16,7 +16,8 @@ comparison, the seeds a fixed-n Bonferroni t-test at the same alpha would need a
 observed effect and spread; the largest of those, times every arm and lr, is its cost.
 
 With one folder (an adaptive study with no fixed twin), the fixed design is the counterfactual
-only: the seeds that same planning formula needs at the adaptive run's effects and spreads, times
+only: the seeds that same planning formula needs at the adaptive run's effects and spreads (for
+the comparisons the adaptive run decided: an undecided one asks nothing of it), times
 every arm and every nuisance setting (the way the committed fixed studies tune: every setting on
 every seed), its trial seconds from the adaptive run's own tuning trials of each arm and setting.
 """
@@ -34,6 +35,8 @@ from mixerlab.analysis.comparison import compare
 from mixerlab.analysis.decisions import Rule, decisions, differences
 from mixerlab.analysis.load import load_studies, study_spec
 
+KEY = ["by", "comparison", "a", "b"]  # one comparison of a study (its matching, stratum and arms)
+
 
 def _comparison(folder: Path):
     df = load_studies([folder])
@@ -43,13 +46,13 @@ def _comparison(folder: Path):
 
 def _fixed_decisions(c, rope: float, alpha: float = 0.05) -> pd.DataFrame:
     rows = []
-    pairs = [p for s in c.strata for p in s.pair_groups()]
-    for what, a, b, ta, tb in pairs:
+    pairs = [(s.by, *p) for s in c.strata for p in s.pair_groups()]
+    for by, what, a, b, ta, tb in pairs:
         d = differences(ta, tb).to_numpy(float)
         n, mean, sd = len(d), d.mean(), d.std(ddof=1)
         half = stats.t.ppf(0.975, n - 1) * sd / np.sqrt(n)
         p = stats.ttest_1samp(d, 0).pvalue
-        rows.append({"comparison": what, "a": a, "b": b, "n": n, "diff": mean, "sd": sd,
+        rows.append({"by": by, "comparison": what, "a": a, "b": b, "n": n, "diff": mean, "sd": sd,
                      "lo": mean - half, "hi": mean + half, "p": p})
     out = pd.DataFrame(rows)
     from mixerlab.analysis.stats import holm
@@ -57,12 +60,23 @@ def _fixed_decisions(c, rope: float, alpha: float = 0.05) -> pd.DataFrame:
     out["p_holm"] = holm(out["p"])
     out["decision"] = np.where(out["p_holm"] < alpha, "different",
                                np.where((out["lo"] >= -rope) & (out["hi"] <= rope), "equivalent", "undecided"))
-    # Seeds a fixed-n test (Bonferroni over the comparisons, two-sided, 80% power at the
-    # observed effect and spread) needs to reach the decision: the usual planning formula.
-    m = len(out)
-    z = stats.norm.ppf(1 - alpha / (2 * m)) + stats.norm.ppf(0.8)
-    out["fixed_n_needed"] = np.ceil((z * out["sd"] / out["diff"].abs().clip(lower=1e-9)) ** 2).clip(lower=3)  # a paired t-test needs 3 seeds for a finite interval at these alphas
+    # Seeds a fixed-n paired t-test (Bonferroni over the comparisons, two-sided) needs for 80%
+    # power at the observed effect and spread: the smallest n whose noncentral-t power reaches
+    # 0.8 (the exact planning calculation; the normal approximation understates n badly at
+    # 3-5 seeds, where the t quantile at alpha / 2m is 5 to 13).
+    out["fixed_n_needed"] = [fixed_n(d, sd, alpha / len(out)) for d, sd in zip(out["diff"], out["sd"])]
     return out
+
+
+def fixed_n(diff: float, sd: float, alpha: float, power: float = 0.8, most: int = 100) -> float:
+    """Seeds (>= 3: a finite interval) for a two-sided paired t-test at ``alpha`` to reach
+    ``power`` at mean difference ``diff`` and seed-to-seed sd ``sd``; inf beyond ``most``."""
+    for n in range(3, most + 1):
+        crit = stats.t.ppf(1 - alpha / 2, n - 1)
+        ncp = abs(diff) / sd * np.sqrt(n) if sd > 0 else np.inf
+        if stats.nct.sf(crit, n - 1, ncp) + stats.nct.cdf(-crit, n - 1, ncp) >= power:
+            return float(n)
+    return np.inf
 
 
 def _cost(df: pd.DataFrame) -> dict:
@@ -81,7 +95,7 @@ def _adaptive_decisions(folder: str):
 
 def _fixed_reaching(need: int, df: pd.DataFrame, arms: list[str], epochs: int) -> dict:
     """Every arm at every nuisance setting on ``need`` seeds; seconds from ``df``'s trials."""
-    per_setting = df.groupby(arms)["trial_time_s"].mean()
+    per_setting = df.groupby(arms, dropna=False)["trial_time_s"].mean()  # NaN: a factor that does not apply
     return {"trials": len(per_setting) * need, "trial-epochs": len(per_setting) * need * epochs,
             "trial seconds": float(per_setting.sum() * need)}
 
@@ -99,22 +113,33 @@ def counterfactual(adaptive: str) -> int:
     spec, df, c, ad = got
     a = spec.adaptive
     fd = _fixed_decisions(c, a.rope)
-    table = fd[["comparison", "a", "b", "n", "diff", "sd", "fixed_n_needed"]].merge(
-        ad[["a", "b", "n_seeds", "lo", "hi", "decision", "reason"]], on=["a", "b"])
+    table = fd[["by", "comparison", "a", "b", "n", "diff", "sd", "fixed_n_needed"]].merge(
+        ad[["by", "comparison", "a", "b", "n_seeds", "lo", "hi", "decision", "reason"]], on=KEY)
     pd.set_option("display.width", 220)
     print(f"adaptive: {adaptive} (tuning on {len(spec.tuning_seed_list)} seed(s), seeds {a.min}-{a.max}, "
           f"ROPE {a.rope:g}, alpha {a.alpha:g}); fixed: counterfactual (every setting on every seed)\n")
     print(table.round(3).to_string(index=False))
-    need = int(table["fixed_n_needed"].max())
+    # A fixed design reaches the same decisions when it decides what the adaptive run decided;
+    # an undecided comparison (max reached) asks nothing of it.
+    decided_rows = table[table["decision"].isin(["different", "equivalent"])]
+    need = int(decided_rows["fixed_n_needed"].max()) if len(decided_rows) else 3
     arms = [k for k in ("variant", "layout", "patch_size", "downsample") if k in df and df[k].notna().any()]
     tuning = df[df["stage"] == "tune"] if "stage" in df else df
     settings = arms + list(spec.nuisance or {})
     fixed = _fixed_reaching(need, tuning, settings, int(df["epochs"].iloc[0]))
-    decided = int(table["decision"].isin(["different", "equivalent"]).sum())
-    print(f"\n{decided} of {len(table)} comparisons decided; a fixed design reaching the same decisions "
-          f"at every setting needs {need} seeds (the most any comparison needs)")
-    _report_costs({"adaptive (as run)": _cost(df), f"fixed, every setting on {need} seeds": fixed},
+    print(f"\n{len(decided_rows)} of {len(table)} comparisons decided; a fixed design reaching the same "
+          f"decisions at every setting needs {need} seeds (the most any decided comparison needs)")
+    # The same fixed seed count after the adaptive run's own tuning stage: what two-stage tuning
+    # alone saves, so the adaptive seeding's own share is the rest.
+    measured = df[df["stage"] == "measure"] if "stage" in df else df
+    per_arm = measured.groupby(arms, dropna=False)["trial_time_s"].mean()
+    two_stage = {"trials": len(tuning) + len(per_arm) * need,
+                 "trial-epochs": int(tuning["epochs"].sum()) + len(per_arm) * need * int(measured["epochs"].iloc[0]),
+                 "trial seconds": float(tuning["trial_time_s"].sum() + per_arm.sum() * need)}
+    _report_costs({"adaptive (as run)": _cost(df), f"fixed, every setting on {need} seeds": fixed,
+                   f"fixed, two-stage tuning, then {need} seeds": two_stage},
                   len(df), "fixed", fixed["trials"])
+    print(f"adaptive trials / fixed with two-stage tuning = {len(df) / two_stage['trials']:.2f}")
     return 0
 
 
@@ -126,8 +151,8 @@ def main(fixed: str, adaptive: str) -> int:
     aspec, adf, ac, ad = got
     a = aspec.adaptive
     fd = _fixed_decisions(fc, a.rope)
-    table = fd.merge(ad[["a", "b", "n_seeds", "diff", "lo", "hi", "decision", "reason"]],
-                     on=["a", "b"], suffixes=(" fixed", " adaptive"))
+    table = fd.merge(ad[[*KEY, "n_seeds", "diff", "lo", "hi", "decision", "reason"]],
+                     on=KEY, suffixes=(" fixed", " adaptive"))
     pd.set_option("display.width", 220)
     print(f"fixed: {fixed} ({len(fspec.max_seed_list)} seeds, every lr on every seed); adaptive: "
           f"{adaptive} (tuning on {len(aspec.tuning_seed_list)} seed(s), seeds {a.min}-{a.max}, "

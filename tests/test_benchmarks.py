@@ -205,6 +205,18 @@ def test_adaptive_savings_counterfactual_on_the_committed_adaptive_study():
     assert "6 of 6 comparisons decided" in out.stdout
     need = int(re.search(r"at every setting needs (\d+) seeds", out.stdout).group(1))
     row = next(line for line in out.stdout.splitlines() if line.startswith("trials "))
-    adaptive, fixed = (int(float(v)) for v in row.split()[1:])
+    adaptive, fixed, two_stage = (int(float(v)) for v in row.split()[1:])
     assert adaptive == 44 and fixed == 4 * 4 * need  # 4 mixers x 4 lrs x the seeds needed
+    assert two_stage == 4 * 4 * 1 + 4 * need  # its tuning stage (one seed), then the seeds needed
     assert f"adaptive trials / fixed = {44 / fixed:.2f}" in out.stdout
+
+
+def test_fixed_design_seeds_match_the_textbook_paired_t_power_table():
+    """Paired t-test, two-sided alpha 0.05, 80% power: effect size 1 needs 10 pairs, 0.5 needs
+    34 (Cohen's tables, as G*Power gives them); no effect can never be reached."""
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
+    import adaptive_savings
+
+    assert adaptive_savings.fixed_n(1.0, 1.0, 0.05) == 10
+    assert adaptive_savings.fixed_n(-2.0, 4.0, 0.05) == 34  # the sign and the scale do not matter
+    assert adaptive_savings.fixed_n(0.0, 1.0, 0.05) == np.inf
