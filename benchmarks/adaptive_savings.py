@@ -100,6 +100,16 @@ def _fixed_reaching(need: int, df: pd.DataFrame, arms: list[str], epochs: int) -
             "trial seconds": float(per_setting.sum() * need)}
 
 
+def _two_stage_reaching(need: int, df: pd.DataFrame, tuning: pd.DataFrame, arms: list[str]) -> dict:
+    """``need`` seeds of every arm after the study's own tuning stage: what two-stage tuning
+    alone saves, so the adaptive seeding's own share is the rest."""
+    measured = df[df["stage"] == "measure"] if "stage" in df else df
+    per_arm = measured.groupby(arms, dropna=False)["trial_time_s"].mean()
+    return {"trials": len(tuning) + len(per_arm) * need,
+            "trial-epochs": int(tuning["epochs"].sum()) + len(per_arm) * need * int(measured["epochs"].iloc[0]),
+            "trial seconds": float(tuning["trial_time_s"].sum() + per_arm.sum() * need)}
+
+
 def _report_costs(costs: dict, adaptive_trials: int, versus: str, fixed_trials: int) -> None:
     print("\n" + pd.DataFrame(costs).round(0).to_string())
     print(f"\nadaptive trials / {versus} = {adaptive_trials / fixed_trials:.2f} "
@@ -129,13 +139,7 @@ def counterfactual(adaptive: str) -> int:
     fixed = _fixed_reaching(need, tuning, settings, int(df["epochs"].iloc[0]))
     print(f"\n{len(decided_rows)} of {len(table)} comparisons decided; a fixed design reaching the same "
           f"decisions at every setting needs {need} seeds (the most any decided comparison needs)")
-    # The same fixed seed count after the adaptive run's own tuning stage: what two-stage tuning
-    # alone saves, so the adaptive seeding's own share is the rest.
-    measured = df[df["stage"] == "measure"] if "stage" in df else df
-    per_arm = measured.groupby(arms, dropna=False)["trial_time_s"].mean()
-    two_stage = {"trials": len(tuning) + len(per_arm) * need,
-                 "trial-epochs": int(tuning["epochs"].sum()) + len(per_arm) * need * int(measured["epochs"].iloc[0]),
-                 "trial seconds": float(tuning["trial_time_s"].sum() + per_arm.sum() * need)}
+    two_stage = _two_stage_reaching(need, df, tuning, arms)
     _report_costs({"adaptive (as run)": _cost(df), f"fixed, every setting on {need} seeds": fixed,
                    f"fixed, two-stage tuning, then {need} seeds": two_stage},
                   len(df), "fixed", fixed["trials"])
