@@ -84,13 +84,15 @@ def _cost(df: pd.DataFrame) -> dict:
             "trial seconds": float(df["trial_time_s"].sum())}
 
 
-def _adaptive_decisions(folder: str):
+def _adaptive_decisions(folder: str, fixed=None):
+    """(spec, trials, comparison, adaptive decisions, fixed decisions) of an adaptive study;
+    the fixed decisions are ``fixed``'s comparison's (a fixed twin) or else its own."""
     spec, df, c = _comparison(Path(folder))
     if spec.adaptive is None:
         print(f"{folder}: its spec has no adaptive seeds; give the adaptive study last", file=sys.stderr)
         return None
     a = spec.adaptive
-    return spec, df, c, decisions(c, Rule(a.alpha, a.rope, a.max))
+    return spec, df, c, decisions(c, Rule(a.alpha, a.rope, a.max)), _fixed_decisions(fixed or c, a.rope)
 
 
 def _fixed_reaching(need: int, df: pd.DataFrame, arms: list[str], epochs: int) -> dict:
@@ -120,9 +122,8 @@ def counterfactual(adaptive: str) -> int:
     got = _adaptive_decisions(adaptive)
     if got is None:
         return 2
-    spec, df, c, ad = got
+    spec, df, c, ad, fd = got
     a = spec.adaptive
-    fd = _fixed_decisions(c, a.rope)
     table = fd[["by", "comparison", "a", "b", "n", "diff", "sd", "fixed_n_needed"]].merge(
         ad[["by", "comparison", "a", "b", "n_seeds", "lo", "hi", "decision", "reason"]], on=KEY)
     pd.set_option("display.width", 220)
@@ -149,12 +150,11 @@ def counterfactual(adaptive: str) -> int:
 
 def main(fixed: str, adaptive: str) -> int:
     fspec, fdf, fc = _comparison(Path(fixed))
-    got = _adaptive_decisions(adaptive)
+    got = _adaptive_decisions(adaptive, fc)
     if got is None:
         return 2
-    aspec, adf, ac, ad = got
+    aspec, adf, ac, ad, fd = got
     a = aspec.adaptive
-    fd = _fixed_decisions(fc, a.rope)
     table = fd.merge(ad[[*KEY, "n_seeds", "diff", "lo", "hi", "decision", "reason"]],
                      on=KEY, suffixes=(" fixed", " adaptive"))
     pd.set_option("display.width", 220)
