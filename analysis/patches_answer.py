@@ -343,6 +343,42 @@ def study_answer(df: pd.DataFrame) -> dict:
     }
 
 
+def _training_images(df: pd.DataFrame) -> pd.Series:
+    """Images each trial trained on: its training subset, else the whole training split (NaN
+    where the table does not say which data set)."""
+    from mixerlab.config import DataConfig
+    from mixerlab.data import load_dataset
+
+    subset = df["train_subset"] if "train_subset" in df else pd.Series(np.nan, index=df.index)
+    if "dataset" not in df or "val_fraction" not in df:
+        return subset
+    pools = {name: len(load_dataset(DataConfig(name=name, val_fraction=0.0)).train_y)
+             for name in df.loc[subset.isna(), "dataset"].dropna().unique()}
+    return subset.fillna(df["dataset"].map(pools) * (1 - df["val_fraction"])).round()
+
+
+def _span(values: pd.Series, fmt=lambda v: f"{v:,.0f}") -> str:
+    v = values.dropna()
+    return "not recorded" if v.empty else fmt(v.min()) if v.min() == v.max() else f"{fmt(v.min())} to {fmt(v.max())}"
+
+
+def limits_text(frames: list[pd.DataFrame]) -> str:
+    """The Limits paragraph, its counts computed from the compared trials (none typed)."""
+    df = pd.concat(frames, ignore_index=True)
+    seeds = pd.concat([f.groupby([c for c in factors_varied(f) if c != "seed"] or ["variant"])["seed"].nunique()
+                       for f in frames])
+    col = lambda c: df[c] if c in df else pd.Series(dtype=float)  # noqa: E731
+    names = ", ".join(sorted(col("dataset").dropna().unique())) or "data set not recorded"
+    sides = ", ".join(f"{int(s)} px" for s in sorted(col("image_size").dropna().unique()))
+    return (f"Data: {names}" + (f" ({sides})" if sides else "") + ". Models of "
+            f"{_span(col('params') / 1e3, lambda v: f'{v:,.0f}k')} parameters; CPU-length training: "
+            f"{_span(_training_images(df))} training images, {_span(col('epochs'))} epochs; "
+            f"{_span(seeds)} seeds per compared arm ({len(df):,} compared trials in {len(frames)} "
+            "comparisons). The published results are ImageNet or CIFAR-10 at full length: agreement "
+            "in direction is what can be checked here, not the size of an effect. The eta^2 "
+            "intervals resample the few trials of each cell and are, if anything, too narrow.")
+
+
 def overview_figure(frames: list[pd.DataFrame]) -> plt.Figure:
     fig, axes = plt.subplots(1, len(frames), figsize=(4.2 * len(frames) + 1.5, 4), squeeze=False)
     colors = palette(pd.concat(frames)["variant"].dropna())
@@ -469,12 +505,7 @@ def main() -> None:
               "depth_width: depth at one width, width at one depth) give a rank-deficient ANOVA: their "
               "shares here are indicative, and the findings above use their balanced parts or paired "
               "differences instead.", "", "![answer](answer.png)", "",
-              "## Limits", "",
-              "One 28 px grey-scale data set (Fashion-MNIST), models of 20k to 300k parameters, CPU-length "
-              "training (2,000 to 20,000 images, 6 to 12 epochs), three seeds per arm. The published "
-              "results are ImageNet or CIFAR-10 at full length: agreement in direction is what can be "
-              "checked here, not the size of an effect. The eta^2 intervals resample three trials per "
-              "cell and are, if anything, too narrow."]
+              "## Limits", "", limits_text(frames)]
     v = provenance.versions()
     lines += ["", "## Provenance", "",
               f"- command: `python analysis/patches_answer.py {' '.join(sys.argv[1:])}`",

@@ -21,6 +21,7 @@ from mixerlab.analysis.claims import (
     Gap,
     claim_verdict,
     family,
+    gap_verdict,
     paired_diffs,
     select,
 )
@@ -29,6 +30,7 @@ from mixerlab.convergence import STILL_CLIMBING, still_climbing
 CONVMIXER = "ConvMixer (Trockman & Kolter, arXiv:2201.09792)"
 METAFORMER = "MetaFormer baselines (Yu et al., arXiv:2210.13452, Table 1)"
 REAL = ("attention", "mlp", "conv")  # the mixers that mix tokens (identity is the control)
+BUDGET_STUDIES = ("budget", "budget_long")  # the same four arms on the same data at 1 to 30 epochs
 
 
 def _mixer_gaps(study: str, at: dict, where: str, mixers=REAL) -> list[Gap]:
@@ -53,6 +55,13 @@ def claim_list(frames: dict[str, pd.DataFrame]) -> list[Claim]:
                              "the identity control", METAFORMER, "beats",
                              [Gap("budget", {"variant": "conv", "epochs": e}, {"variant": "identity", "epochs": e},
                                   f"conv - identity ({int(e)} ep)")]))
+    if "budget_long" in frames:  # study 10: the same arms and data as budget, trained longest
+        e = int(frames["budget_long"]["epochs"].max())
+        out.append(Claim(f"The mixer matters little (full training set, {e} epochs): every gap among the real "
+                         "mixers within the ROPE", CONVMIXER, "within", _mixer_gaps("budget_long", {}, f" ({e} ep)")))
+        out.append(Claim(f"Any token mixing beats none (full training set, {e} epochs): conv beats the identity "
+                         "control", METAFORMER, "beats",
+                         [Gap("budget_long", {"variant": "conv"}, {"variant": "identity"}, f"conv - identity ({e} ep)")]))
     if "baselines" in frames:
         for m, who in (("conv", CONVMIXER), ("pool", METAFORMER), ("random", METAFORMER)):
             out.append(Claim(f"{m} mixing beats no mixing (the identity control)", who, "beats",
@@ -104,13 +113,68 @@ def _gain(df: pd.DataFrame, at: dict) -> float:
     return float(sel["late_gain"].mean()) if "late_gain" in sel and sel["late_gain"].notna().any() else np.nan
 
 
+def _epochs(df: pd.DataFrame, at: dict) -> float:
+    """The training budget (epochs) of the arm's compared trials."""
+    sel = select(df, at)
+    return float(sel["epochs"].max()) if "epochs" in sel and len(sel) else np.nan
+
+
+def budget_trend(gaps: pd.DataFrame) -> pd.DataFrame:
+    """The decisive comparison as training grows (item 2 of the program): each gap of the
+    budget studies (``budget``: 1, 3, 10 epochs; ``budget_long``: 30) by epochs, as
+    'diff (adjusted lo to hi)', with the largest late gain of its two arms at that budget."""
+    sel = gaps[gaps["study"].isin(BUDGET_STUDIES) & gaps["epochs"].notna()]
+    if not len(sel):
+        return pd.DataFrame()
+    gain = sel[["late gain a", "late gain b"]].max(axis=1)
+    cells = pd.DataFrame({
+        "gap": sel["gap"].str.rsplit(" (", n=1).str[0], "epochs": sel["epochs"].astype(int),
+        "cell": [f"{d:+.1f} ({lo:+.1f} to {hi:+.1f}), n={n}, late gain {g:.1f}"
+                 for d, lo, hi, n, g in zip(sel["diff"], sel["lo"], sel["hi"], sel["n_seeds"], gain)]})
+    t = cells.pivot(index="gap", columns="epochs", values="cell")
+    t.columns = [f"{c} epochs" for c in t.columns]
+    return t.reset_index()
+
+
+def settled(gaps: pd.DataFrame) -> pd.Series:
+    """Per gap of the family: whether it has stopped moving with training. A budget study's gap
+    is settled when the same pair's gap at the next smaller budget (studies 7 and 10: 1, 3, 10,
+    30 epochs, each about 3x the steps of the one before) is within the ROPE of it and its
+    adjusted interval gave the same verdict. ``NaN`` where there is no smaller budget, or the
+    gap is not a budget study's.
+
+    Why a second rule beside the late gain: under a one-cycle schedule the last 20% of training
+    is where the lr anneals, so every arm gains there, and an arm whose validation accuracy
+    swings mid-training (the identity control's BatchNorm statistics: 43 to 81% between epochs
+    at lr 0.01 in study 7) shows a late gain of 20 points that says nothing about whether
+    more training would move the comparison. Tripling the training and finding the gap where it
+    was says that directly. (Written after study 7's numbers were seen, before study 10's.)"""
+    out = pd.Series(np.nan, index=gaps.index, dtype=object)
+    if not len(gaps):
+        return out
+    budget = gaps[gaps["study"].isin(BUDGET_STUDIES) & gaps["epochs"].notna()]
+    pair = budget["gap"].str.rsplit(" (", n=1).str[0]
+    for i, r in budget.iterrows():
+        kind = r["kind"]
+        earlier = budget[(pair == pair[i]) & (budget["epochs"] < r["epochs"])]
+        if not len(earlier):
+            continue
+        prev = earlier.loc[earlier["epochs"].idxmax()]
+        out[i] = bool(abs(r["diff"] - prev["diff"]) < ROPE and
+                      gap_verdict(r["lo"], r["hi"], kind) == gap_verdict(prev["lo"], prev["hi"], kind))
+    return out
+
+
 def evaluate(claims: list[Claim], frames: dict[str, pd.DataFrame]) -> tuple[pd.DataFrame, pd.DataFrame]:
     """(one row per claim with its verdict, one row per gap of the family)."""
     pairs = [(g, paired_diffs(frames[g.study], g.a, g.b)) for c in claims for g in c.gaps]
     gaps = family(pairs)
     gaps.insert(0, "claim", [i for i, c in enumerate(claims) for _ in c.gaps])
+    gaps["epochs"] = [_epochs(frames[g.study], g.a) for g, _ in pairs]
     gaps["late gain a"] = [_gain(frames[g.study], g.a) for g, _ in pairs]
     gaps["late gain b"] = [_gain(frames[g.study], g.b) for g, _ in pairs]
+    gaps["kind"] = [c.kind for c in claims for _ in c.gaps]
+    gaps["settled"] = settled(gaps)
     rows = []
     for i, c in enumerate(claims):
         mine = gaps[gaps["claim"] == i]
@@ -118,11 +182,14 @@ def evaluate(claims: list[Claim], frames: dict[str, pd.DataFrame]) -> tuple[pd.D
         gains = pd.concat([mine["late gain a"], mine["late gain b"]])
         climbing = bool(any(still_climbing(x) for x in gains))
         unknown = bool(gains.isna().any())
-        verdict = ("undecided (arms still climbing)" if climbing
+        stopped = bool(mine["settled"].notna().all() and mine["settled"].astype(bool).all())
+        verdict = (says if stopped else "undecided (arms still climbing)" if climbing
                    else "undecided (convergence not measured)" if unknown else says)
         rows.append({"claim": c.text, "source": c.source, "kind": c.kind, "studies": ", ".join(sorted(set(mine["study"]))),
-                     "intervals say": says, "largest late gain": gains.max(), "verdict": verdict})
-    return pd.DataFrame(rows), gaps
+                     "intervals say": says, "largest late gain": gains.max(),
+                     "gaps settled": "yes" if stopped else "no" if mine["settled"].notna().any() else "",
+                     "verdict": verdict})
+    return pd.DataFrame(rows), gaps.drop(columns="kind")
 
 
 def render(table: pd.DataFrame, gaps: pd.DataFrame) -> list[str]:
@@ -140,7 +207,10 @@ def render(table: pd.DataFrame, gaps: pd.DataFrame) -> list[str]:
              f"(Bonferroni, alpha {ALPHA:g} / {m}), Holm's p over the same family beside it. A verdict is drawn "
              f"only from arms that converged: an arm whose validation accuracy still rose more than "
              f"{STILL_CLIMBING:g} points over its last 20% of training makes the claim undecided, whatever its "
-             "interval says (column 'intervals say': what the interval would decide at this budget).", "",
+             "interval says (column 'intervals say': what the interval would decide at this budget), unless "
+             "every gap of the claim has stopped moving with training: at the next smaller budget of the "
+             "budget studies (about 3x fewer steps) the same gap was within the ROPE of it and its interval "
+             "gave the same verdict (column 'gaps settled'; analysis/patches_claims.py, `settled`).", "",
              markdown_table(table.drop(columns=["source", "kind"]).rename(
                  columns={"largest late gain": "largest late gain (points)"})), "",
              "### Every gap of the family", "",
@@ -148,4 +218,13 @@ def render(table: pd.DataFrame, gaps: pd.DataFrame) -> list[str]:
                  columns={"diff": "a - b (points)", "lo": "adj. lo", "hi": "adj. hi", "p": "p (unadjusted)",
                           "p_holm": "Holm p"})), "",
              "(claim: the row number in the table above.)", ""]
+    trend = budget_trend(gaps)
+    if len(trend):
+        lines += ["### The decisive comparison as training grows", "",
+                  "The budget studies' gaps (same four arms at equal parameters, same full training split, "
+                  "each arm at its own validation-chosen lr) by training length: seed-paired difference in "
+                  "points with its adjusted interval from the family above, the number of seed pairs, and the "
+                  "larger late validation gain of its two arms (above "
+                  f"{STILL_CLIMBING:g}: still climbing). Whether a gap shrinks, holds or grows with training "
+                  "is read across a row.", "", markdown_table(trend), ""]
     return lines

@@ -125,6 +125,20 @@ def test_holm_correction_by_hand():
     assert holm([0.01, 0.04, 0.03]).tolist() == pytest.approx([0.03, 0.06, 0.06])
 
 
+def test_holm_equals_statsmodels_with_ties_caps_and_nans():
+    """mixerlab writes Holm out (statsmodels' runs gc.collect per call); same numbers."""
+    from statsmodels.stats.multitest import multipletests
+
+    rng = np.random.default_rng(0)
+    for m in (1, 2, 7, 40):
+        p = rng.uniform(0, 0.2, m) ** 2
+        p[: m // 3] = p[0]  # ties
+        assert holm(p) == pytest.approx(multipletests(p, method="holm")[1], abs=0, rel=1e-12)
+    got = holm([0.2, np.nan, 0.9, 0.001])  # m = 3: the NaN is not a test
+    assert np.isnan(got[1]) and got[[0, 2, 3]] == pytest.approx([0.4, 0.9, 0.003])
+    assert holm([0.6, 0.7]).tolist() == [1.0, 1.0]  # 2 x 0.6 capped at 1
+
+
 def test_pairwise_welch_and_holm():
     df = synthetic_trials({("conv", 4): [80.0, 81.0, 82.0], ("mlp", 4): [70.0, 71.0, 72.5],
                            ("identity", 4): [80.5, 81.0, 81.5]})

@@ -11,6 +11,7 @@ import pandas as pd
 import pytest
 
 from mixerlab.analysis import choose_nuisance, pairwise
+from mixerlab.config import ModelConfig
 from mixerlab.errors import ConfigError
 from mixerlab.sweep.spec import load_spec
 from mixerlab.sweep.trials import expand
@@ -62,6 +63,22 @@ def test_every_committed_spec_expands_and_matches(path, tmp_path):
             by = extra["match_by"]
             assert abs(extra[f"match_{by}"] - extra[f"match_target_{by}"]) <= \
                 spec.match.tolerance * extra[f"match_target_{by}"]
+
+
+@pytest.mark.parametrize("mixer", ["attention", "conv", "identity", "mlp", "pool", "random"])
+@pytest.mark.parametrize("norm", ["batch", "layer"])
+def test_cost_of_a_deep_isotropic_model_equals_building_it(mixer, norm):
+    """Matching costs an isotropic model from two shallow ones (its blocks are identical): the
+    shortcut must equal the model actually built, parameters and MACs, for every mixer."""
+    from mixerlab.measure import count_flops, count_params
+    from mixerlab.models import create_model
+    from mixerlab.sweep.capacity import cost
+
+    cfg = ModelConfig(mixer=mixer, norm=norm, depth=7, width=24, patch_size=4, heads=4,
+                      channel_mlp_ratio=1.75)
+    model = create_model(cfg)
+    assert cost(cfg, "params") == count_params(model)["params"]
+    assert cost(cfg, "macs") == count_flops(model, (1, 28, 28))["macs"]
 
 
 def test_matching_both_ways_labels_every_trial():
