@@ -258,6 +258,34 @@ def test_eta_sq_interval_separates_a_real_effect_from_none():
         anova(synthetic_trials(cells), ["variant", "patch_size"]).set_index("term").loc["variant", "eta_sq"])
 
 
+@pytest.mark.parametrize("interaction", [True, False])
+def test_bootstrap_refit_by_least_squares_equals_statsmodels_type_two(interaction):
+    """The bootstrap's fast refit (stats._TypeTwo) gives anova()'s eta^2 on resamples of an
+    unbalanced design, with and without the interaction, three factors (synthetic data)."""
+    from mixerlab.analysis.stats import _TypeTwo
+
+    rng = np.random.default_rng(3)
+    rows = [{"variant": v, "patch_size": p, "kernel_size": k, "seed": s,
+             "test_acc": 80 + 3 * (v == "conv") + (p == 4) * (v == "mlp") + 0.5 * k + rng.normal(0, 1)}
+            for v in ("conv", "mlp", "attention") for p in (4, 7) for k in (3, 5) for s in range(3)]
+    d = pd.DataFrame(rows).assign(status="ok")
+    d = d.drop(index=[0, 5]).reset_index(drop=True)  # unbalanced: two cells of 2 seeds
+    if not interaction:  # anova adds A:B only when every (variant, patch) cell has replicates
+        lone = (d["variant"] == "attention") & (d["patch_size"] == 7)
+        d = d[~lone | (d.index == d[lone].index[0])].reset_index(drop=True)
+    cells = [g.to_numpy() for g in d.groupby(["variant", "patch_size", "kernel_size"]).groups.values()]
+    factors = ["variant", "patch_size", "kernel_size"]
+    base = anova(d, factors)
+    assert ("variant:patch_size" in set(base["term"])) == interaction
+    fast = _TypeTwo.of(d, factors, "test_acc", base)
+    assert fast is not None
+    for _ in range(5):  # resampled within cells, as the bootstrap does
+        rows = np.concatenate([rng.choice(c, size=len(c), replace=True) for c in cells])
+        want = anova(d.iloc[rows].reset_index(drop=True), factors).set_index("term")["eta_sq"]
+        got = fast.eta_sq(rows)
+        assert got.reindex(want.index).to_numpy() == pytest.approx(want.to_numpy(), rel=1e-9, abs=1e-12)
+
+
 def test_early_vs_final_rank_correlation_known_answers():
     """Synthetic history: early accuracy ranks the trials exactly as the final one (rho 1), or
     exactly backwards (rho -1); fewer than 3 trials give NaN, not a number."""
