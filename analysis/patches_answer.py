@@ -442,11 +442,42 @@ def macs_figure(panels: list[pd.DataFrame]) -> plt.Figure:
 # ---- main -----------------------------------------------------------------------------------
 
 
+README_BEGIN = "<!-- patches_answer: begin (written by analysis/patches_answer.py --readme) -->"
+README_END = "<!-- patches_answer: end -->"
+
+
+def readme_text(path: Path) -> str:
+    """``path``'s text, checked to hold the two markers once each, in order."""
+    try:
+        text = path.read_text()
+    except OSError as err:
+        raise ConfigError(f"--readme {path}: cannot read it ({err.strerror}); give the README to update") from None
+    if text.count(README_BEGIN) != 1 or text.count(README_END) != 1 or \
+            text.index(README_BEGIN) > text.index(README_END):
+        raise ConfigError(f"--readme {path}: needs one line {README_BEGIN!r} and, after it, one line "
+                          f"{README_END!r}; add them where the summary belongs")
+    return text
+
+
+def write_readme_block(path: Path, said: list[str], command: str) -> None:
+    """Replace the text between the two marker lines of ``path`` with the verdicts' summary,
+    so the README's counts are the script's, not typed."""
+    head, rest = readme_text(path).split(README_BEGIN, 1)
+    _, tail = rest.split(README_END, 1)
+    block = "\n".join([README_BEGIN, ""] + [f"- {x}" for x in said] +
+                       ["", f"(`{command}`)", README_END])
+    atomic_write_text(path, head + block + tail)
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("studies", nargs="+", help="study folders (results/<name>)")
     p.add_argument("--out", default="results/answer")
+    p.add_argument("--readme", help="also write the verdicts' summary into this file, between the "
+                   f"lines {README_BEGIN!r} and {README_END!r} (e.g. README.md)")
     args = p.parse_args()
+    if args.readme:
+        readme_text(Path(args.readme))  # refused before anything is written
     studies: dict[str, dict[str, pd.DataFrame]] = {}
     for path in args.studies:
         df, spec = load_study(path), study_spec(path)
@@ -486,6 +517,8 @@ def main() -> None:
              "seed-paired (test accuracy, points). The verdicts are the claims' below, decided in one "
              "family; the findings after them describe each study with per-comparison 95% CIs and "
              "decide nothing.", ""]
+    said = patches_claims.summary(claims, family_gaps)
+    lines += ["## In short", ""] + [f"- {x}" for x in said] + [""]
     lines += patches_claims.render(claims, family_gaps)
     lines += ["## Findings next to the published results (descriptive)", ""]
     for r in findings.itertuples():
@@ -514,6 +547,8 @@ def main() -> None:
               "versions are in its `provenance.json`:"]
     lines += [f"  - `{s}/provenance.json`" for s in args.studies]
     atomic_write_text(out / "answer.md", "\n".join(lines) + "\n")
+    if args.readme:
+        write_readme_block(Path(args.readme), said, f"python analysis/patches_answer.py {' '.join(sys.argv[1:])}")
     for r in claims.itertuples():
         print(f"- {r.claim}: {r.verdict}")
     print(f"wrote {out / 'answer.md'}")

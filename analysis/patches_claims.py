@@ -192,6 +192,32 @@ def evaluate(claims: list[Claim], frames: dict[str, pd.DataFrame]) -> tuple[pd.D
     return pd.DataFrame(rows), gaps.drop(columns="kind")
 
 
+def summary(table: pd.DataFrame, gaps: pd.DataFrame) -> list[str]:
+    """The verdicts in a few computed sentences (the README's Findings quote them between
+    markers; every count here comes from the tables, none is typed)."""
+    if not len(table):
+        return ["No claim could be evaluated: none of the studies a claim reads was given."]
+    counts = table["verdict"].value_counts()
+    decided = table[~table["verdict"].str.startswith("undecided")]
+    gains = table["largest late gain"].dropna()
+    by = ", ".join(f"{n} {v}" for v, n in counts.items())
+    k = table["studies"].str.split(", ").explode().nunique()
+    lines = [f"{len(table)} claims over {k} stud{'y' if k == 1 else 'ies'}, "
+             f"decided in one family of {len(gaps)} seed-paired gaps (Bonferroni, ROPE +-{ROPE:g} point): {by}."]
+    if len(gains):
+        lines.append(f"Largest late validation gain per claim: {gains.min():.1f} to {gains.max():.1f} points "
+                     f"(still climbing above {STILL_CLIMBING:g}).")
+    for i, r in decided.iterrows():
+        mine = gaps[gaps["claim"] == i]
+        spans = "; ".join(f"{g.gap}: {g.diff:+.1f} ({g.lo:+.1f} to {g.hi:+.1f}, n={g.n_seeds})"
+                          for g in mine.itertuples())
+        settled_by = "the gaps settled" if r["gaps settled"] == "yes" else "its arms converged"
+        lines.append(f"**{r['verdict']}** ({settled_by}): {r['claim']} [{spans}].")
+    if not len(decided):
+        lines.append("No claim is decided.")
+    return lines
+
+
 def render(table: pd.DataFrame, gaps: pd.DataFrame) -> list[str]:
     """The answer's Claims section."""
     if not len(table):

@@ -339,11 +339,28 @@ def test_patches_answer_decides_a_claim_by_its_stated_rule(tmp_path, pool, gain,
              (("conv", 85.0), ("pool", pool), ("random", 69.0), ("identity", 70.0))}
     study = _write_study(tmp_path / "baselines", synthetic_trials(cells).assign(val_gain_last20=gain),
                          name="baselines")
-    done = subprocess.run([sys.executable, ANSWER, study, "--out", tmp_path / "answer"],
+    readme = tmp_path / "README.md"
+    marks = ("<!-- patches_answer: begin (written by analysis/patches_answer.py --readme) -->",
+             "<!-- patches_answer: end -->")
+    readme.write_text(f"# t\n\n{marks[0]}\nold, typed\n{marks[1]}\n\nkept\n")
+    if verdict == "equivalent":  # a README without the markers: refused before anything is written
+        readme.write_text("# t\n")
+        bad = subprocess.run([sys.executable, ANSWER, study, "--out", tmp_path / "answer", "--readme", readme],
+                             capture_output=True, text=True, timeout=120)
+        assert bad.returncode == 2 and len(bad.stderr.strip().splitlines()) == 1, bad.stderr
+        assert "needs one line" in bad.stderr and not (tmp_path / "answer").exists()
+        readme.write_text(f"{marks[0]}\n{marks[1]}\n")
+    done = subprocess.run([sys.executable, ANSWER, study, "--out", tmp_path / "answer", "--readme", readme],
                           capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stderr
     claims = pd.read_csv(tmp_path / "answer" / "claims.csv").set_index("claim")
     assert claims.loc["pool mixing beats no mixing (the identity control)", "verdict"] == verdict
+    block = readme.read_text()
+    assert "old, typed" not in block and block.count(marks[0]) == 1 and block.count(marks[1]) == 1
+    assert ("kept" in block) == (verdict != "equivalent")
+    decided = f"**{verdict}** (its arms converged): pool mixing beats no mixing" in block
+    assert decided == (verdict in ("agrees", "disagrees", "equivalent")), block
+    assert "3 claims over 1 study" in block  # counted, not typed (conv, pool, random vs identity)
     gaps = pd.read_csv(tmp_path / "answer" / "gaps.csv").set_index("gap")
     assert gaps.loc["pool - identity", "diff"] == pytest.approx(pool - 70.0)
     findings = pd.read_csv(tmp_path / "answer" / "findings.csv").set_index("studies")
