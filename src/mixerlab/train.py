@@ -80,6 +80,9 @@ def train(cfg: TrialConfig, *, data: Dataset | None = None, on_epoch: OnEpoch | 
     record is still complete.
     """
     started, t_start = provenance.now(), time.perf_counter()
+    # The code this process trains with: read now, not when the record is written, so a
+    # commit made while a long trial runs is not credited with it.
+    versions = provenance.versions()
     t, device = cfg.train, pick_device(cfg.train.device)
     measure.reset_peak_memory(device)
     if t.threads and device.type == "cpu":
@@ -194,6 +197,7 @@ def train(cfg: TrialConfig, *, data: Dataset | None = None, on_epoch: OnEpoch | 
     rec = _record(cfg, data, model if ema is None else ema.module, history, counts,
                   status=status, error=error, train_time=train_time, device=device,
                   amp=amp, test_loader=test_loader, started=started, t_start=t_start)
+    rec.update({k: v for k, v in versions.items() if k in rec})
     if streamed:  # only here, so in-memory records keep their columns
         rec.update(data_path="stream", loader_workers=workers,
                    **{k: getattr(cfg.data, k) for k in STREAM_ONLY_FIELDS})
