@@ -119,6 +119,11 @@ def _epochs(df: pd.DataFrame, at: dict) -> float:
     return float(sel["epochs"].max()) if "epochs" in sel and len(sel) else np.nan
 
 
+def _pair(gaps: pd.DataFrame) -> pd.Series:
+    """The compared pair of each gap, its budget label ' (N ep)' left out."""
+    return gaps["gap"].str.rsplit(" (", n=1).str[0]
+
+
 def budget_trend(gaps: pd.DataFrame) -> pd.DataFrame:
     """The decisive comparison as training grows (item 2 of the program): each gap of the
     budget studies (``budget``: 1, 3, 10 epochs; ``budget_long``: 30) by epochs, as
@@ -128,7 +133,7 @@ def budget_trend(gaps: pd.DataFrame) -> pd.DataFrame:
         return pd.DataFrame()
     gain = sel[["late gain a", "late gain b"]].max(axis=1)
     cells = pd.DataFrame({
-        "gap": sel["gap"].str.rsplit(" (", n=1).str[0], "epochs": sel["epochs"].astype(int),
+        "gap": _pair(sel), "epochs": sel["epochs"].astype(int),
         "cell": [f"{d:+.1f} ({lo:+.1f} to {hi:+.1f}), n={n}, late gain {g:.1f}"
                  for d, lo, hi, n, g in zip(sel["diff"], sel["lo"], sel["hi"], sel["n_seeds"], gain)]})
     t = cells.pivot(index="gap", columns="epochs", values="cell")
@@ -153,7 +158,7 @@ def settled(gaps: pd.DataFrame) -> pd.Series:
     if not len(gaps):
         return out
     budget = gaps[gaps["study"].isin(BUDGET_STUDIES) & gaps["epochs"].notna()]
-    pair = budget["gap"].str.rsplit(" (", n=1).str[0]
+    pair = _pair(budget)
     for i, r in budget.iterrows():
         kind = r["kind"]
         earlier = budget[(pair == pair[i]) & (budget["epochs"] < r["epochs"])]

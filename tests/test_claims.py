@@ -91,3 +91,24 @@ def test_late_gains_come_from_records_or_history():
     table = convergence_table(trials, history, ["variant"]).set_index("variant")
     assert table.loc["x", "gain_mean"] == pytest.approx(0.6) and bool(table.loc["x", "climbing"])
     assert not table.loc["y", "climbing"]
+
+
+def test_a_budget_gap_is_settled_only_when_it_held_within_the_rope_with_the_same_verdict():
+    """analysis/patches_claims.settled on hand-made family rows (synthetic numbers)."""
+    import sys
+    from pathlib import Path
+
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "analysis"))
+    from patches_claims import settled
+
+    rows = [("budget", "conv - identity (3 ep)", 3, 11.4, 2.4, 20.5),
+            ("budget", "conv - identity (10 ep)", 10, 10.8, 6.7, 14.9),   # held: settled
+            ("budget", "attention - conv (3 ep)", 3, -6.4, -13.2, 0.5),
+            ("budget", "attention - conv (10 ep)", 10, -2.5, -4.5, -0.5),  # moved 3.9: not
+            ("budget", "mlp - conv (3 ep)", 3, -1.5, -6.7, 3.7),
+            ("budget_long", "mlp - conv (30 ep)", 30, -1.2, -1.9, -0.5),   # within 1, verdict changed
+            ("baselines", "pool - identity", np.nan, 8.0, 5.0, 11.0)]     # not a budget study
+    gaps = pd.DataFrame(rows, columns=["study", "gap", "epochs", "diff", "lo", "hi"]).assign(kind="beats")
+    got = settled(gaps).tolist()
+    assert got[1] is True and got[3] is False and got[5] is False
+    assert all(pd.isna(got[i]) for i in (0, 2, 4, 6))  # no smaller budget, or not a budget gap
