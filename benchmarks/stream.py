@@ -23,6 +23,7 @@ import time
 from pathlib import Path
 
 import torch
+from jpeg_tree import write_tree  # a script beside this one: its folder is on sys.path
 
 from mixerlab import provenance
 from mixerlab.config import DataConfig
@@ -32,17 +33,6 @@ from mixerlab.data.stream_loader import stream_loaders
 from mixerlab.results import atomic_write_text
 
 BATCH = 256  # at most; a small --images check uses ~10 batches so something is timed
-
-
-def write_jpegs(n: int, root: Path) -> None:
-    """The first ``n`` Fashion-MNIST training images as ``root/train/<class>/NNNNN.jpg``."""
-    from PIL import Image
-
-    data = load_dataset(DataConfig(name="fashion-mnist", val_fraction=0.0))
-    for i in range(n):
-        d = root / "train" / data.classes[int(data.train_y[i])].replace("/", "-")  # T-shirt/top
-        d.mkdir(parents=True, exist_ok=True)
-        Image.fromarray(data.train_x[i, 0].numpy()).save(d / f"{i:05d}.jpg", quality=95)
 
 
 def rate(loader) -> float:
@@ -81,7 +71,7 @@ def main(argv=None) -> int:
     torch.set_num_threads(1)
     rows, batch = [], min(BATCH, max(8, args.images // 10))
     with tempfile.TemporaryDirectory() as tmp:
-        write_jpegs(args.images, Path(tmp))
+        write_tree(Path(tmp), args.images)
         for side in args.sides:
             for workers in (None, 1, 2):
                 rows.append(measure(Path(tmp), side, workers, batch))

@@ -428,3 +428,38 @@ def test_design_factors_drop_a_factor_the_variant_determines():
     assert design_factors(df, ["variant", "patch_size", "width"]) == ["variant", "patch_size"]
     assert set(anova(df, design_factors(df, ["variant", "patch_size", "width"]))["term"]) == {
         "variant", "patch_size", "variant:patch_size", "Residual"}
+
+
+def _path_table(shift: float, noise: float, seeds=range(8), path: str | None = None) -> pd.DataFrame:
+    """Synthetic trial table (not a result): two mixers, one row per seed, in a record's column
+    order (configuration up to ``seed``, then measurements, then the streamed path's columns)."""
+    rng = np.random.default_rng(0 if path is None else 1)
+    rows = []
+    for v, base in (("conv", 90.0), ("mlp", 88.0)):
+        for s in seeds:
+            row = {"trial_id": f"{v}{s}{path}", "study": "x", "status": "ok", "error": None,
+                   "variant": v, "kernel_size": 5 if v == "conv" else None, "lr": 0.01,
+                   "seed": s, "test_acc": base + 0.3 * np.sin(s) + shift + noise * rng.normal(),
+                   "trial_time_s": 60.0 if path else 30.0, "train_images_per_s": 1000.0 if path else 3000.0}
+            if path:
+                row.update(data_path="stream", loader_workers=1, crop_pct=1.0)
+            rows.append(row)
+    return pd.DataFrame(rows)
+
+
+def test_the_same_trials_on_two_paths_pair_and_decide_both_ways():
+    from mixerlab.analysis.paths import pair_paths, path_effects
+
+    memory = _path_table(0.0, 0.0)
+    pairs = pair_paths(memory, _path_table(0.02, 0.05, path="stream"))
+    assert len(pairs) == 16 and set(pairs["variant"]) == {"conv", "mlp"}  # None kernels pair too
+    same = path_effects(pairs).set_index("variant")
+    assert list(same.index) == ["conv", "mlp", "all"] and (same["n_pairs"] == [8, 8, 16]).all()
+    assert (same["verdict"] == "equivalent").all()
+    assert same.loc["all", "time_ratio"] == 2.0 and same.loc["all", "images_per_s_ratio"] == 1 / 3
+    worse = path_effects(pair_paths(memory, _path_table(-1.5, 0.05, path="stream"))).set_index("variant")
+    assert (worse["verdict"] == "different").all() and worse.loc["all", "hi"] < 0
+    noisy = path_effects(pair_paths(memory, _path_table(0.0, 2.0, path="stream"))).set_index("variant")
+    assert noisy.loc["conv", "verdict"] == "within noise, undecided"
+    with pytest.raises(ConfigError, match=r"1 trial\(s\) have no twin.*mlp seed 7 ran only in memory"):
+        pair_paths(memory, _path_table(0.0, 0.0, path="stream").iloc[:-1])

@@ -220,3 +220,26 @@ def test_fixed_design_seeds_match_the_textbook_paired_t_power_table():
     assert adaptive_savings.fixed_n(1.0, 1.0, 0.05) == 10
     assert adaptive_savings.fixed_n(-2.0, 4.0, 0.05) == 34  # the sign and the scale do not matter
     assert adaptive_savings.fixed_n(0.0, 1.0, 0.05) == np.inf
+
+
+def test_jpeg_tree_writes_real_images_the_streamed_path_reads(tmp_path):
+    """benchmarks/jpeg_tree.py: Fashion-MNIST as JPEGs in ImageNet's layout; a folder that
+    exists is refused (exit 2, untouched), as is a count the data set does not have."""
+    import jpeg_tree
+
+    from mixerlab.data import open_data
+
+    out = tmp_path / "tree"
+    assert jpeg_tree.main([str(out), "--train", "40", "--test", "20"]) == 0
+    assert len(list((out / "train").rglob("*.jpg"))) == 40
+    assert len(list((out / "test").rglob("*.jpg"))) == 20
+    assert not (tmp_path / "tree.partial").exists()
+    data = open_data(DataConfig(name="imagefolder", data_dir=str(out), stream=True, val_fraction=0.1))
+    memory = load_dataset(DataConfig(name="fashion-mnist", val_fraction=0.0))
+    assert len(data.test_y) == 20 and data.in_chans == 1 and data.image_size == 28
+    assert sorted(data.classes) == sorted(c.replace("/", "-") for c in memory.classes)
+    before = sorted(out.rglob("*"))
+    assert jpeg_tree.main([str(out), "--train", "5"]) == 2
+    assert sorted(out.rglob("*")) == before
+    assert jpeg_tree.main([str(tmp_path / "other"), "--test", "10001"]) == 2
+    assert not (tmp_path / "other").exists()

@@ -95,11 +95,7 @@ def test_late_gains_come_from_records_or_history():
 
 def test_a_budget_gap_is_settled_only_when_it_held_within_the_rope_with_the_same_verdict():
     """analysis/patches_claims.settled on hand-made family rows (synthetic numbers)."""
-    import sys
-    from pathlib import Path
-
-    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "analysis"))
-    from patches_claims import settled
+    settled = _analysis_module("patches_claims").settled
 
     rows = [("budget", "conv - identity (3 ep)", 3, 11.4, 2.4, 20.5),
             ("budget", "conv - identity (10 ep)", 10, 10.8, 6.7, 14.9),   # held: settled
@@ -112,3 +108,49 @@ def test_a_budget_gap_is_settled_only_when_it_held_within_the_rope_with_the_same
     got = settled(gaps).tolist()
     assert got[1] is True and got[3] is False and got[5] is False
     assert all(pd.isna(got[i]) for i in (0, 2, 4, 6))  # no smaller budget, or not a budget gap
+
+
+def _analysis_module(name: str):
+    import importlib
+    import sys
+    from pathlib import Path
+
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "analysis"))
+    return importlib.import_module(name)
+
+
+def test_budget_trend_lays_each_gap_out_by_epochs():
+    """analysis/patches_claims.budget_trend on hand-made family rows (synthetic numbers): one row
+    per compared pair, one column per budget, budget studies only, a missing budget left empty."""
+    trend_of = _analysis_module("patches_claims").budget_trend
+    rows = [("budget", "conv - identity (3 ep)", 3, 11.4, 2.4, 20.5, 3, 3.0, 21.4),
+            ("budget", "conv - identity (10 ep)", 10, 10.8, 6.7, 14.9, 3, 1.2, 20.3),
+            ("budget_long", "conv - identity (30 ep)", 30, 10.1, 8.0, 12.2, 3, 2.0, 4.0),
+            ("budget", "mlp - conv (10 ep)", 10, -1.0, -5.0, 3.0, 3, 1.0, 1.2),
+            ("baselines", "pool - identity", np.nan, 8.0, 5.0, 11.0, 3, 1.8, 3.7)]
+    gaps = pd.DataFrame(rows, columns=["study", "gap", "epochs", "diff", "lo", "hi", "n_seeds",
+                                       "late gain a", "late gain b"])
+    t = trend_of(gaps).set_index("gap")
+    assert list(t.columns) == ["3 epochs", "10 epochs", "30 epochs"]
+    assert list(t.index) == ["conv - identity", "mlp - conv"]
+    assert t.loc["conv - identity", "30 epochs"] == "+10.1 (+8.0 to +12.2), n=3, late gain 4.0"
+    assert t.loc["conv - identity", "3 epochs"].endswith("late gain 21.4")
+    assert pd.isna(t.loc["mlp - conv", "30 epochs"])
+    assert trend_of(gaps[gaps["study"] == "baselines"]).empty
+
+
+def test_limits_text_counts_what_the_compared_trials_hold():
+    """analysis/patches_answer.limits_text on two synthetic comparison frames: data sets, sides,
+    parameters, images, epochs and seeds per arm are computed, not typed."""
+    limits_text = _analysis_module("patches_answer").limits_text
+
+    def frame(study, seeds, subset, epochs, params):
+        return pd.DataFrame([{"study": study, "variant": v, "seed": s, "dataset": "synthetic",
+                              "image_size": 28, "params": params, "epochs": epochs,
+                              "train_subset": subset, "val_fraction": 0.1, "test_acc": 80.0 + s}
+                             for v in ("conv", "identity") for s in range(seeds)])
+
+    text = limits_text([frame("a", 3, 5000, 10, 76_000), frame("b", 6, 2000, 30, 282_000)])
+    assert text.startswith("Data: synthetic (28 px). Models of 76k to 282k parameters")
+    assert "2,000 to 5,000 training images, 10 to 30 epochs; 3 to 6 seeds per compared arm" in text
+    assert "(18 compared trials in 2 comparisons)" in text

@@ -23,7 +23,8 @@ SHAPES = {"fashion-mnist": (28, 1, 10), "mnist": (28, 1, 10), "cifar10": (32, 3,
           "cifar100": (32, 3, 100)}
 # Image folders the GPU specs name (data_dir's last part): shape, and whether such a folder
 # exists is the user's business (ImageNet is linked in, never committed).
-FOLDERS = {"imagenet100": (224, 3, 100), "imagenet1k": (224, 3, 1000)}
+FOLDERS = {"imagenet100": (224, 3, 100), "imagenet1k": (224, 3, 1000),
+           "fmnist-jpeg": (28, 1, 10)}  # benchmarks/jpeg_tree.py's Fashion-MNIST JPEGs
 SPECS = sorted((ROOT / "ablations").rglob("*.yaml"))
 
 
@@ -39,7 +40,7 @@ def load_committed(path: Path, tmp: Path):
     copy = tmp / path.relative_to(ROOT)
     copy.parent.mkdir(parents=True, exist_ok=True)
     copy.write_text(path.read_text())
-    (copy.parent / data_dir).mkdir(parents=True)
+    (copy.parent / data_dir).mkdir(parents=True, exist_ok=True)
     return load_spec(copy)
 
 
@@ -63,6 +64,20 @@ def test_every_committed_spec_expands_and_matches(path, tmp_path):
             by = extra["match_by"]
             assert abs(extra[f"match_{by}"] - extra[f"match_target_{by}"]) <= \
                 spec.match.tolerance * extra[f"match_target_{by}"]
+
+
+def test_the_stream_studys_twins_are_one_spec_on_two_paths(tmp_path):
+    """ablations/stream.yaml and stream_memory.yaml (study 12) hold the same trials, config and
+    seed alike, but for the memory budget that sends one to the streamed path."""
+    plans = []
+    for name in ("stream", "stream_memory"):
+        spec = load_committed(ROOT / "ablations" / f"{name}.yaml", tmp_path)
+        plans.append(expand(spec, FOLDERS["fmnist-jpeg"], where=name))
+    stream, memory = ([t.config.model_dump(exclude={"data": {"memory_budget_gb"}}) for t in p.trials]
+                      for p in plans)
+    assert stream == memory and len(stream) == 12
+    assert {t.config.data.memory_budget_gb for t in plans[0].trials} == {0.01}
+    assert {t.config.data.memory_budget_gb for t in plans[1].trials} == {16.0}
 
 
 @pytest.mark.parametrize("mixer", ["attention", "conv", "identity", "mlp", "pool", "random"])

@@ -161,7 +161,7 @@ def test_recipe_augmentation_and_record(tree):
     assert (rec["data_path"], rec["randaugment"], rec["random_erasing"]) == (
         "stream", "rand-m9-mstd0.5", 0.25)
     schema = (Path(__file__).parents[1] / "docs/results-schema.md").read_text()
-    for col in ("data_path", "loader_workers", "randaugment", "random_erasing"):
+    for col in ("data_path", "loader_workers", "randaugment", "random_erasing", "crop_pct"):
         assert f"`{col}`" in schema, col
     in_memory = train(trial(cfg_for(tree), epochs=1))
     assert "data_path" not in in_memory and "randaugment" not in in_memory
@@ -221,3 +221,28 @@ def test_dry_run_times_the_loader_and_names_the_bound(tree, tmp_path, run_cli):
     assert header[-4:] == ["loader_img_s", "model_img_s", "bound", "est_trial_s"], header
     assert len(rows) == 2 and all(r[-2] in ("loader", "model") for r in rows), (out, rows)
     assert all(float(r[-4].replace(",", "")) > 0 for r in rows), rows
+
+
+def test_crop_pct_one_gives_the_in_memory_pixels(tree):
+    """With crop_pct 1.0 the evaluation transform keeps the whole image: the streamed test
+    batches, un-normalised, are the in-memory path's images (what ablations/stream*.yaml's
+    comparison of the two paths rests on); timm's default 0.875 crops the border."""
+    memory = open_data(cfg_for(tree, crop_pct=1.0))  # in memory (within budget), accepted
+    assert isinstance(memory, Dataset)
+
+    def first_test_batch(crop_pct):
+        cfg = cfg_for(tree, stream=True, crop_pct=crop_pct)
+        data = open_stream(cfg)
+        test = stream_loaders(data, cfg, SIDE, 8, 64, workers=0, device="cpu",
+                              channels_last=False)[2]
+        x, _ = next(iter(test))
+        mean, std = (torch.tensor(v).view(1, -1, 1, 1) for v in (data.mean, data.std))
+        return (x * std + mean) * 255
+
+    whole = first_test_batch(1.0)
+    assert torch.allclose(whole, memory.test_x.float(), atol=1e-3)
+    assert not torch.allclose(first_test_batch(None), memory.test_x.float(), atol=1.0)
+    with pytest.raises(ConfigError, match="dataset.crop_pct: applies to the streamed path only"):
+        open_data(cfg_for(tree, crop_pct=0.9))
+    with pytest.raises(ConfigError, match="crop_pct"):
+        parse(DataConfig, {"name": "imagefolder", "crop_pct": 1.5}, "dataset")

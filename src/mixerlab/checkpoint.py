@@ -17,7 +17,7 @@ _LATER_MODEL_FACTORS = {"layout": "isotropic", "stem": "patch", "channel_mlp_rat
 # The streamed path's fields (issue 22); ``workers`` never changes a result (each sample's
 # augmentation is seeded by itself, data/stream_loader.py), so it is never hashed.
 _LATER_DATA_FIELDS = {"split_per_seed": False, "stream": None, "memory_budget_gb": 16.0,
-                      "randaugment": None, "random_erasing": 0.0}
+                      "randaugment": None, "random_erasing": 0.0, "crop_pct": None}
 
 
 def config_hash(cfg: TrialConfig, *, with_seed: bool = True) -> str:

@@ -137,6 +137,12 @@ class DataConfig(BaseModel):
     # (Zhong et al. 2020; ConvMixer uses 0.25).
     randaugment: str | None = None
     random_erasing: float = Field(0.0, ge=0, le=1)
+    # Streamed path only: the evaluation resize keeps this fraction of the image, as timm's
+    # ``crop_pct`` (resize to side / crop_pct, then centre-crop side). None: timm's 0.875 (the
+    # ImageNet convention, resize 256 for a 224 crop). 1.0 keeps the whole image, as the
+    # in-memory path does: what a comparison of the two paths on the same images needs. With
+    # ``augment: false`` the training images take this transform too.
+    crop_pct: float | None = Field(None, gt=0, le=1)
 
     def split_seed_for(self, seed: int) -> int:
         """The seed a trial of seed ``seed`` draws its validation split and subset from."""

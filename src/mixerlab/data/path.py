@@ -21,7 +21,7 @@ from mixerlab.data.stream import StreamData, list_streams, open_stream, probe, s
 from mixerlab.data.stream import image_size as side
 from mixerlab.errors import ConfigError
 
-STREAM_ONLY_FIELDS = ("randaugment", "random_erasing")  # what the in-memory path cannot do
+STREAM_ONLY_FIELDS = ("randaugment", "random_erasing", "crop_pct")  # what the in-memory path cannot do
 
 
 @dataclass(frozen=True)
@@ -85,9 +85,15 @@ def open_data(cfg: DataConfig, *, notice=None, sides: tuple[int, ...] = ()):
     return open_stream(cfg, src)
 
 
+# Values of those fields that say what the in-memory path does anyway: it keeps the whole image
+# (crop_pct 1.0), so one spec can run on either path (ablations/stream*.yaml).
+IN_MEMORY_ALSO = {"crop_pct": 1.0}
+
+
 def _in_memory_check(cfg: DataConfig) -> None:
     for key in STREAM_ONLY_FIELDS:
-        if getattr(cfg, key) != DataConfig.model_fields[key].default:
+        value = getattr(cfg, key)
+        if value != DataConfig.model_fields[key].default and value != IN_MEMORY_ALSO.get(key):
             raise ConfigError(f"dataset.{key}: applies to the streamed path only (timm's per-image "
                               f"transforms); set dataset.stream: true, or remove {key}")
 

@@ -33,7 +33,7 @@ def transforms(data: StreamData, size: int, cfg, train: bool):
 
     common = dict(input_size=size, interpolation="bilinear", mean=data.mean, std=data.std)
     if not (train and data.augment):
-        return create_transform(is_training=False, crop_pct=CROP_PCT, **common)
+        return create_transform(is_training=False, crop_pct=cfg.crop_pct or CROP_PCT, **common)
     return create_transform(is_training=True, hflip=0.5, color_jitter=None,
                             auto_augment=cfg.randaugment, re_prob=cfg.random_erasing, **common)
 
