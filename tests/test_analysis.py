@@ -463,3 +463,6 @@ def test_the_same_trials_on_two_paths_pair_and_decide_both_ways():
     assert noisy.loc["conv", "verdict"] == "within noise, undecided"
     with pytest.raises(ConfigError, match=r"1 trial\(s\) have no twin.*mlp seed 7 ran only in memory"):
         pair_paths(memory, _path_table(0.0, 0.0, path="stream").iloc[:-1])
+    one = path_effects(pair_paths(memory[memory["variant"] == "conv"],
+                                  _path_table(0.0, 0.05, path="stream")[lambda d: d["variant"] == "conv"]))
+    assert list(one["variant"]) == ["conv"]  # no "all" row repeating the only variant

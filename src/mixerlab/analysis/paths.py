@@ -57,11 +57,12 @@ def pair_paths(memory: pd.DataFrame, stream: pd.DataFrame, metric: str = "test_a
 
 def path_effects(pairs: pd.DataFrame, metric: str = "test_acc", rope: float = 0.5,
                  confidence: float = 0.95) -> pd.DataFrame:
-    """Per variant and over all pairs ("all"): the means on each path, streamed minus in
+    """Per variant and, where there are several, over all pairs ("all"): the means on each path, streamed minus in
     memory with its paired t interval and p, and a verdict: *equivalent* (the interval inside
     ``[-rope, rope]``), *different* (it excludes 0), else *within noise, undecided*; also the
     median ratio of trial time and of training images/s (streamed / in memory)."""
-    groups = [(v, g) for v, g in pairs.groupby("variant", sort=True)] + [("all", pairs)]
+    groups = [(v, g) for v, g in pairs.groupby("variant", sort=True)]
+    groups += [("all", pairs)] if len(groups) > 1 else []  # one variant: "all" would repeat it
     rows = []
     for variant, g in groups:
         a, b = g[f"{metric}_stream"].to_numpy(float), g[f"{metric}_memory"].to_numpy(float)
