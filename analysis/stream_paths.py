@@ -46,7 +46,8 @@ def report(memory: Path, stream: Path) -> tuple[str, object, object]:
         "Test accuracy (%), streamed minus in memory, paired over seeds; 95% t interval; "
         f"*equivalent* when the interval lies inside +-{ROPE} points, *different* when it "
         "excludes 0. The last two columns are the median ratios streamed / in memory of a "
-        "trial's wall time and its training images/s.",
+        "trial's wall time and its training images/s; `sd_*` are standard deviations over seeds "
+        "(points).",
         "",
         markdown_table(shown),
         "",

@@ -60,7 +60,9 @@ def path_effects(pairs: pd.DataFrame, metric: str = "test_acc", rope: float = 0.
     """Per variant and, where there are several, over all pairs ("all"): the means on each path, streamed minus in
     memory with its paired t interval and p, and a verdict: *equivalent* (the interval inside
     ``[-rope, rope]``), *different* (it excludes 0), else *within noise, undecided*; also the
-    median ratio of trial time and of training images/s (streamed / in memory)."""
+    median ratio of trial time and of training images/s (streamed / in memory). The spread
+    over seeds of each path is given too: a path that changed the noise, not the mean, shows
+    there."""
     groups = [(v, g) for v, g in pairs.groupby("variant", sort=True)]
     groups += [("all", pairs)] if len(groups) > 1 else []  # one variant: "all" would repeat it
     rows = []
@@ -71,9 +73,14 @@ def path_effects(pairs: pd.DataFrame, metric: str = "test_acc", rope: float = 0.
                    "different" if t["lo"] > 0 or t["hi"] < 0 else "within noise, undecided")
         rows.append({"variant": variant, "n_pairs": len(g), "memory": b.mean(), "stream": a.mean(),
                      "diff": t["diff"], "lo": t["lo"], "hi": t["hi"], "p": t["p"],
-                     "sd_diff": float(np.std(a - b, ddof=1)) if len(g) > 1 else np.nan,
+                     "sd_memory": _sd(b), "sd_stream": _sd(a), "sd_diff": _sd(a - b),
                      "verdict": verdict,
                      "time_ratio": float((g["trial_time_s_stream"] / g["trial_time_s_memory"]).median()),
                      "images_per_s_ratio": float((g["train_images_per_s_stream"]
                                                   / g["train_images_per_s_memory"]).median())})
     return pd.DataFrame(rows)
+
+
+def _sd(x: np.ndarray) -> float:
+    """Sample standard deviation over seeds (NaN for one)."""
+    return float(np.std(x, ddof=1)) if len(x) > 1 else np.nan
