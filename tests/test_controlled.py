@@ -78,6 +78,16 @@ def test_the_stream_studys_twins_are_one_spec_on_two_paths(tmp_path):
     assert stream == memory and len(stream) == 6
     assert {t.config.data.memory_budget_gb for t in plans[0].trials} == {0.01}
     assert {t.config.data.memory_budget_gb for t in plans[1].trials} == {16.0}
+    # Where the data folder lies is not what the study computes: a clone elsewhere resumes it.
+    clones = []
+    for where in ("one", "two"):
+        copy = tmp_path / where / "ablations" / "stream.yaml"
+        copy.parent.mkdir(parents=True)
+        copy.write_text((ROOT / "ablations" / "stream.yaml").read_text())
+        (tmp_path / where / "data" / "fmnist-jpeg").mkdir(parents=True)
+        clones.append(load_spec(copy))
+    assert clones[0].dataset["data_dir"] != clones[1].dataset["data_dir"]
+    assert clones[0].fingerprint() == clones[1].fingerprint()
 
 
 @pytest.mark.parametrize("mixer", ["attention", "conv", "identity", "mlp", "pool", "random"])

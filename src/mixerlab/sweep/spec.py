@@ -236,6 +236,9 @@ class Spec(BaseModel):
         was, and re-running its command still resumes it instead of refusing a "different spec".
         """
         d = self.model_dump(mode="json", exclude_defaults=True, exclude=_SCHEDULING)
+        # Where the data lie is not what is computed (as in checkpoint.config_hash): load_spec
+        # resolves data_dir to an absolute path, which differs between clones of the project.
+        d.get("dataset", {}).pop("data_dir", None)
         return hashlib.sha1(json.dumps(d, sort_keys=True).encode()).hexdigest()[:12]
 
     def fingerprints(self) -> set[str]:
