@@ -30,7 +30,7 @@ def report(memory: Path, stream: Path) -> tuple[str, object, object]:
     pairs = pair_paths(load_study(memory), load_study(stream))
     effects = path_effects(pairs, rope=ROPE)
     specs = [study_spec(p) for p in (memory, stream)]
-    budgets = [s.dataset.get("memory_budget_gb", 16.0) for s in specs]
+    budgets = [s.data_config().memory_budget_gb for s in specs]  # the default where unset
     prov = load_provenance(stream)
     versions, hardware = prov.get("versions", {}), prov.get("hardware", {})
     shown = effects.rename(columns={"memory": "in memory", "stream": "streamed",
