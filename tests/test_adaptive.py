@@ -21,6 +21,7 @@ import pandas as pd
 import pytest
 from test_controlled import load_committed
 
+from mixerlab.config import HOW_FIELDS
 from mixerlab.analysis.comparison import Stratum, compare
 from mixerlab.analysis.decisions import Rule, decisions, differences
 from mixerlab.analysis.sequential import confidence_sequence, decide
@@ -215,8 +216,7 @@ def synthetic_records(trials, acc) -> pd.DataFrame:
         val, test = acc(t)
         rows.append({"trial_id": t.trial_id, "status": "ok", "variant": cfg.model.label,
                      **cfg.model.model_dump(), "dataset": cfg.data.name,
-                     **cfg.train.model_dump(exclude={"device", "threads", "eval_batch_size",
-                                                     "measure_throughput"}),
+                     **cfg.train.model_dump(exclude=HOW_FIELDS),
                      "seed": cfg.seed, **t.extra, "val_acc": val, "test_acc": test})
     return pd.DataFrame(rows)
 

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import torch
 
-from mixerlab.config import TrialConfig
+from mixerlab.config import HOW_FIELDS, TrialConfig
 from mixerlab.errors import ConfigError
 
 _LATER_MODEL_FACTORS = {"layout": "isotropic", "stem": "patch", "channel_mlp_ratio": None,
@@ -36,7 +36,7 @@ def config_hash(cfg: TrialConfig, *, with_seed: bool = True) -> str:
         for k, default in later.items():
             if d[part].get(k) == default:
                 d[part].pop(k)
-    for k in ("device", "threads", "eval_batch_size", "measure_throughput"):
+    for k in HOW_FIELDS:
         d["train"].pop(k, None)
     return hashlib.sha1(json.dumps(d, sort_keys=True).encode()).hexdigest()[:12]
 

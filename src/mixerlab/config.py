@@ -16,6 +16,7 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from mixerlab.errors import ConfigError
+from mixerlab.execution import Execution
 
 _STRICT = ConfigDict(extra="forbid", validate_assignment=True, frozen=False)
 
@@ -175,6 +176,15 @@ class TrainConfig(BaseModel):
     channels_last: bool = True
     eval_batch_size: int = Field(512, gt=0)
     measure_throughput: bool = True  # time inference with mixerlab.measure after training
+    # How the trial runs (precision, layout, attention kernel; mixerlab/execution.py), set by
+    # the sweep from its measured plan. None: as before executions were chosen (fp32 on CPU,
+    # this config's channels_last). Not part of the trial's id: how, not what.
+    execution: Execution | None = None
+
+
+# TrainConfig's fields that say how a trial runs, not what it computes: never part of its id
+# (checkpoint.config_hash), nor of its record's recipe columns.
+HOW_FIELDS = frozenset({"device", "threads", "eval_batch_size", "measure_throughput", "execution"})
 
 
 class TrialConfig(BaseModel):

@@ -12,7 +12,6 @@ bit-identical.
 
 from __future__ import annotations
 
-import contextlib
 import math
 import random
 import time
@@ -25,8 +24,8 @@ from timm.data import Mixup
 from timm.loss import SoftTargetCrossEntropy
 from timm.utils import ModelEmaV3
 
-from mixerlab import measure, provenance
-from mixerlab.config import ModelConfig, TrialConfig
+from mixerlab import execution, measure, provenance
+from mixerlab.config import HOW_FIELDS, ModelConfig, TrialConfig
 from mixerlab.convergence import LATE_GAIN_KEY, late_gain
 from mixerlab.data import Dataset, DeviceLoader, open_data, resized, split_for_seed
 from mixerlab.data.path import STREAM_ONLY_FIELDS, is_streamed
@@ -104,15 +103,17 @@ def train(cfg: TrialConfig, *, data: Dataset | None = None, on_epoch: OnEpoch | 
     counts = measure.count_params(model)
     counts.update(measure.count_flops(model, (data.in_chans, data.image_size, data.image_size), device))
     cuda = device.type == "cuda"
-    amp = torch.autocast("cuda", dtype=torch.bfloat16) if cuda else contextlib.nullcontext()
-    if t.channels_last:
-        model = model.to(memory_format=torch.channels_last)
+    # How it runs: the sweep's measured choice, or as every trial ran before there was one.
+    how = t.execution or execution.legacy(t.channels_last, device)
+    amp = how.autocast(device)
+    model = how.prepare(model)
     step_model = torch.compile(model) if (t.compile and cuda) else model
 
     if streamed:
-        workers, (train_loader, val_loader, test_loader) = _stream_loaders(cfg, data, device)
+        workers, (train_loader, val_loader, test_loader) = _stream_loaders(cfg, data, device,
+                                                                          how.channels_last)
     else:
-        loader_kw = dict(mean=data.mean, std=data.std, device=device, channels_last=t.channels_last)
+        loader_kw = dict(mean=data.mean, std=data.std, device=device, channels_last=how.channels_last)
         train_loader = DeviceLoader(data.train_x, data.train_y, t.batch_size, train=True,
                                     crop_padding=data.crop_padding, flip=data.flip, **loader_kw)
         val_loader = DeviceLoader(data.val_x, data.val_y, t.eval_batch_size, train=False, **loader_kw)
@@ -196,7 +197,7 @@ def train(cfg: TrialConfig, *, data: Dataset | None = None, on_epoch: OnEpoch | 
     counts["resumed_from_epoch"] = resumed_from
     rec = _record(cfg, data, model if ema is None else ema.module, history, counts,
                   status=status, error=error, train_time=train_time, device=device,
-                  amp=amp, test_loader=test_loader, started=started, t_start=t_start)
+                  how=how, test_loader=test_loader, started=started, t_start=t_start)
     rec.update({k: v for k, v in versions.items() if k in rec})
     if streamed:  # only here, so in-memory records keep their columns
         rec.update(data_path="stream", loader_workers=workers,
@@ -204,7 +205,7 @@ def train(cfg: TrialConfig, *, data: Dataset | None = None, on_epoch: OnEpoch | 
     return rec
 
 
-def _stream_loaders(cfg: TrialConfig, data, device):
+def _stream_loaders(cfg: TrialConfig, data, device, channels_last: bool):
     """(workers, (train, val, test) loaders) of the streamed path. The workers share the
     trial's CPUs with the training step (sweep/resources.py: loader_workers), so the step
     keeps the rest of them as threads."""
@@ -217,7 +218,7 @@ def _stream_loaders(cfg: TrialConfig, data, device):
         torch.set_num_threads(max(1, torch.get_num_threads() - workers))
     return workers, stream_loaders(data, cfg.data, data.image_size, t.batch_size,
                                    t.eval_batch_size, workers=workers, device=device,
-                                   channels_last=t.channels_last)
+                                   channels_last=channels_last)
 
 
 def best_epoch(history: list[dict]) -> dict:
@@ -225,7 +226,7 @@ def best_epoch(history: list[dict]) -> dict:
     return max(history, key=lambda r: r["val_acc"] if math.isfinite(r["val_acc"]) else -1, default={})
 
 
-def _record(cfg, data, model, history, counts, *, status, error, train_time, device, amp,
+def _record(cfg, data, model, history, counts, *, status, error, train_time, device, how,
             test_loader, started, t_start) -> dict:
     t, m = cfg.train, cfg.model
     rec = dict(trial_id="", study="", status=status, error=error, variant=m.label)
@@ -243,7 +244,9 @@ def _record(cfg, data, model, history, counts, *, status, error, train_time, dev
         d["split_per_seed"] = True
     rec.update(dataset=data.name, **{k: v for k, v in d.items() if k != "image_size"})
     rec["augment"] = bool(data.crop_padding or data.flip)
-    rec.update(t.model_dump(exclude={"device", "threads", "eval_batch_size", "measure_throughput"}))
+    rec.update(t.model_dump(exclude=HOW_FIELDS))
+    if t.execution is not None:  # only then, so the records of earlier trials keep their columns
+        rec.update(t.execution.record())
     rec.update(seed=cfg.seed, epochs_run=len(history))
     last = history[-1] if history else {}
     best = best_epoch(history)
@@ -252,7 +255,7 @@ def _record(cfg, data, model, history, counts, *, status, error, train_time, dev
                best_val_acc=best.get("val_acc", float("nan")), best_epoch=best.get("epoch", 0))
     rec[LATE_GAIN_KEY] = late_gain(history)  # points gained over the last 20% of the epochs run
     if status == "ok":
-        rec["test_acc"], rec["test_loss"] = evaluate(model, test_loader, amp)
+        rec["test_acc"], rec["test_loss"] = evaluate(model, test_loader, how.autocast(device))
     else:
         rec["test_acc"] = rec["test_loss"] = float("nan")
     images = sum(r["images_per_s"] * r["epoch_time_s"] for r in history)
@@ -260,8 +263,8 @@ def _record(cfg, data, model, history, counts, *, status, error, train_time, dev
     shape = (data.in_chans, data.image_size, data.image_size)
     if t.measure_throughput and status == "ok":
         bench = measure.benchmark_inference(model, shape, batch_size=256, device=device,
-                                            warmup=2, repeats=5, iters=2,
-                                            channels_last=t.channels_last)
+                                            warmup=2, repeats=5, iters=2, dtype=how.dtype,
+                                            channels_last=how.channels_last)
         rec.update(infer_images_per_s=bench["infer_images_per_s"],
                    infer_images_per_s_iqr=bench["infer_images_per_s_iqr"])
     else:

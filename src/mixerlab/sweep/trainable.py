@@ -18,6 +18,7 @@ from ray import tune
 
 from mixerlab import provenance
 from mixerlab.checkpoint import load_state, save_state
+from mixerlab.config import HOW_FIELDS
 from mixerlab.sweep.trials import Trial
 
 STATE_FILE = "state.pt"
@@ -70,8 +71,7 @@ def error_record(trial: Trial, study: str, err: BaseException) -> dict:
         tail += f" (at {Path(f.filename).name}:{f.lineno} in {f.name})"
     rec = {"trial_id": trial.trial_id, "study": study, "status": "error", "error": tail,
            "variant": cfg.model.label, **cfg.model.model_dump(), "dataset": cfg.data.name,
-           **cfg.train.model_dump(exclude={"device", "threads", "eval_batch_size",
-                                           "measure_throughput"}),
+           **cfg.train.model_dump(exclude=HOW_FIELDS),
            "seed": cfg.seed, "epochs_run": 0, "history": [], "finished_at": provenance.now(),
            **provenance.versions()}
     rec.pop("ray_version", None)

@@ -27,6 +27,9 @@ class MixerInfo:
     # A control mixes no tokens at all (MetaFormer's IdentityFormer): the report measures the
     # real mixers against it, and the answer leaves it out of "among the real mixers".
     control: bool = False
+    # bf16 autocast reached fp32's test accuracy, paired over seeds (benchmarks/precision.py):
+    # only then may the sweep run this mixer in bf16 where that is faster (mixerlab/execution.py).
+    bf16: bool = False
 
     @property
     def has_heads(self) -> bool:
@@ -38,13 +41,14 @@ class MixerInfo:
 _MIXERS: dict[str, MixerInfo] = {}
 
 
-def register_mixer(name: str, *, uses=(), pos_embed=False, paper="", control=False):
-    """Class decorator: register a token mixer under ``name`` (``control``: it mixes no tokens)."""
+def register_mixer(name: str, *, uses=(), pos_embed=False, paper="", control=False, bf16=False):
+    """Class decorator: register a token mixer under ``name`` (``control``: it mixes no tokens;
+    ``bf16``: its accuracy in bf16 autocast was shown equal to fp32's)."""
 
     def wrap(cls):
         doc = (cls.__doc__ or "").strip().splitlines()
         _MIXERS[name] = MixerInfo(name, cls, tuple(uses), pos_embed, doc[0] if doc else "", paper,
-                                  control=control)
+                                  control=control, bf16=bf16)
         return cls
 
     return wrap

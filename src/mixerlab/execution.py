@@ -1,0 +1,154 @@
+"""How a trial runs, not what it computes: its precision, memory layout and attention kernel.
+
+The fastest way to run a configuration depends on the configuration and on the machine.
+Measured on a 2-core AMD EPYC (AVX512-BF16), one thread, batch 128, a training step of the
+quick study's models: bf16 autocast trains the token-mixing MLP at patch 4 2.0x faster than
+fp32 and slows PyTorch's fused attention kernel 2.6x, while the same attention written as
+three batched matmuls ("plain") gains 1.5x from bf16; channels_last speeds the conv mixer
+1.5x and slows the MLP (`benchmarks/execution.py` prints the table). So no single setting is
+right, and :func:`choose` times each candidate of a configuration and keeps the fastest.
+
+Precision is not free: bf16 is a candidate only for a mixer whose registry entry says bf16
+autocast reached fp32's test accuracy (``MixerInfo.bf16``, cleared by the paired benchmark
+``benchmarks/precision.py``); every other configuration (reference architectures too) stays
+fp32. A record with no ``precision`` column ran :func:`legacy`: what every trial ran before
+executions were chosen (fp32 on CPU, bf16 autocast on CUDA), and re-running it runs that.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import itertools
+from typing import Literal
+
+from typing import TYPE_CHECKING
+
+import torch
+from pydantic import BaseModel, ConfigDict
+
+if TYPE_CHECKING:  # config.py imports this module: the types only
+    from mixerlab.config import ModelConfig
+
+_FROZEN = ConfigDict(extra="forbid", frozen=True)
+
+
+class Execution(BaseModel):
+    """One way to run a trial. ``how``: ``measured`` (the fastest candidate), ``pinned`` (the
+    spec fixed every choice) or ``legacy`` (as before executions were chosen)."""
+
+    model_config = _FROZEN
+    precision: Literal["fp32", "bf16"] = "fp32"
+    channels_last: bool = True
+    attention_kernel: Literal["fused", "plain"] = "fused"
+    how: Literal["measured", "pinned", "legacy"] = "legacy"
+
+    @property
+    def label(self) -> str:
+        """E.g. ``bf16 nchw plain`` (the kernel only where it differs from the default)."""
+        parts = [self.precision, "channels_last" if self.channels_last else "nchw"]
+        return " ".join(parts + ([self.attention_kernel] if self.attention_kernel != "fused" else []))
+
+    @property
+    def dtype(self) -> torch.dtype:
+        return torch.bfloat16 if self.precision == "bf16" else torch.float32
+
+    def autocast(self, device: torch.device):
+        """The context a forward pass runs in: bf16 autocast, or nothing (fp32)."""
+        if self.precision == "bf16":
+            return torch.autocast(device.type, dtype=torch.bfloat16)
+        return contextlib.nullcontext()
+
+    def prepare(self, model: torch.nn.Module) -> torch.nn.Module:
+        """``model`` set to this way: its attention kernel and memory layout."""
+        for module in model.modules():
+            if hasattr(module, "kernel"):  # models/mixers/attention.py: "fused" or "plain"
+                module.kernel = self.attention_kernel
+        return model.to(memory_format=torch.channels_last if self.channels_last else torch.contiguous_format)
+
+    def record(self) -> dict:
+        """The record's columns: what ran, and how it was chosen."""
+        return {"precision": self.precision, "channels_last": self.channels_last,
+                "attention_kernel": self.attention_kernel, "execution": self.how}
+
+
+class ExecutionPins(BaseModel):
+    """A spec's ``execution:`` section: ``auto`` (measure) or a fixed value, per choice."""
+
+    model_config = ConfigDict(extra="forbid")
+    precision: Literal["auto", "fp32", "bf16"] = "auto"
+    memory_format: Literal["auto", "channels_last", "contiguous"] = "auto"
+    attention_kernel: Literal["auto", "fused", "plain"] = "auto"
+
+    @property
+    def all_pinned(self) -> bool:
+        return "auto" not in (self.precision, self.memory_format, self.attention_kernel)
+
+
+def legacy(channels_last: bool, device: torch.device) -> Execution:
+    """What a trial ran before executions were chosen: bf16 autocast on CUDA, else fp32."""
+    return Execution(precision="bf16" if device.type == "cuda" else "fp32",
+                     channels_last=channels_last, how="legacy")
+
+
+def supports_bf16(device: torch.device) -> bool:
+    """Whether this device runs bf16 matmuls natively (CPU: AVX512-BF16 or AMX, via oneDNN)."""
+    if device.type == "cuda":
+        return torch.cuda.is_bf16_supported()
+    return bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
+
+
+def bf16_cleared(cfg: ModelConfig) -> bool:
+    """Whether bf16 may run ``cfg``: its mixer's accuracy in bf16 was shown equal to fp32's."""
+    if not cfg.is_skeleton:
+        return False  # a reference architecture: not measured, so it stays fp32
+    from mixerlab.models.mixers import get_mixer
+
+    return get_mixer(cfg.mixer).bf16
+
+
+def _has_attention(cfg: ModelConfig) -> bool:
+    from mixerlab.models.mixers import get_mixer
+
+    return cfg.is_skeleton and get_mixer(cfg.mixer).has_heads
+
+
+def candidates(cfg: ModelConfig, pins: ExecutionPins, device: torch.device) -> list[Execution]:
+    """Every way ``cfg`` may run on ``device`` under ``pins``: fp32 first, so a tie keeps it."""
+    bf16 = supports_bf16(device) and bf16_cleared(cfg)
+    precisions = [pins.precision] if pins.precision != "auto" else ["fp32"] + (["bf16"] if bf16 else [])
+    layouts = ([pins.memory_format == "channels_last"] if pins.memory_format != "auto"
+               else [True, False])
+    kernels = (([pins.attention_kernel] if pins.attention_kernel != "auto" else ["fused", "plain"])
+               if _has_attention(cfg) else ["fused"])
+    how = "pinned" if len(precisions) * len(layouts) * len(kernels) == 1 else "measured"
+    return [Execution(precision=p, channels_last=c, attention_kernel=k, how=how)
+            for p, c, k in itertools.product(precisions, layouts, kernels)]
+
+
+def choose(cfg: ModelConfig, batch_size: int, pins: ExecutionPins, device: torch.device,
+           time_s: float = 0.3) -> tuple[Execution, dict[str, float]]:
+    """The fastest way to train ``cfg`` (training images/s of a few steps at ``batch_size``,
+    each candidate timed for at least ``time_s``), and every candidate's rate by label.
+    A candidate must be 3% faster than fp32's fastest to be chosen over it: within that the
+    timings do not tell them apart, and fp32 is the reference precision."""
+    from mixerlab.measure import benchmark_training
+    from mixerlab.models import create_model
+
+    options = candidates(cfg, pins, device)
+    if len(options) == 1:
+        return options[0], {}
+    model = create_model(cfg).to(device)
+    shape = (cfg.in_chans, cfg.image_size, cfg.image_size)
+    rates = {}
+    for ex in options:
+        timed = benchmark_training(ex.prepare(model), shape, num_classes=cfg.num_classes,
+                                   batch_size=batch_size, dtype=ex.dtype, warmup=1, repeats=3,
+                                   iters=1, min_time_s=time_s, channels_last=ex.channels_last,
+                                   device=device)
+        rates[ex.label] = timed["train_step_images_per_s"]
+    fp32 = [ex for ex in options if ex.precision == "fp32"]
+    best_fp32 = max(fp32 or options, key=lambda ex: rates[ex.label])
+    best = max(options, key=lambda ex: rates[ex.label])
+    if best.precision != best_fp32.precision and rates[best.label] < 1.03 * rates[best_fp32.label]:
+        best = best_fp32
+    return best, rates
