@@ -61,8 +61,88 @@ def run(ctx: Context) -> list[dict]:
     return rows
 
 
+# ---- why plain / fused differed between harnesses (issue: 1.2x bare, 0.91x here) -----------
+def _alone(cfg: ModelConfig, way_json: str, threads: int, queue) -> None:
+    """A fresh process times one way only: the 'bare process' condition."""
+    from mixerlab.execution import Execution
+
+    torch.set_num_threads(threads)
+    way = Execution.model_validate_json(way_json)
+    queue.put(_steps_per_s(cfg, [way], rounds=7)[0])
+
+
+def _steps_per_s(cfg: ModelConfig, ways, rounds: int) -> list[float]:
+    """Training images/s of each way, timed in turns (round after round) in this process."""
+    import statistics
+    import time
+
+    from mixerlab.execution import train_step
+
+    steps = []
+    for way in ways:
+        torch.manual_seed(0)
+        steps.append(train_step(create_model(cfg), cfg, BATCH, way, torch.device("cpu")))
+    for step in steps:
+        step()
+        step()
+    times = [[] for _ in ways]
+    for _ in range(rounds):
+        for i, step in enumerate(steps):
+            t0 = time.perf_counter()
+            step()
+            times[i].append(time.perf_counter() - t0)
+    return [BATCH / statistics.median(t) for t in times]
+
+
+def kernel_factors(ctx: Context) -> list[dict]:
+    """plain / fused at 49 tokens (the recipe's attention at patch 4) under each condition the
+    two harnesses could have differed in: threads, precision, memory layout, and one process
+    timing both kernels in turns against a fresh process per kernel."""
+    import multiprocessing as mp
+    import statistics
+
+    from mixerlab.execution import Execution
+
+    cfg = MODEL.model_copy(update=dict(image_size=28, patch_size=4))
+    if ctx.quick:
+        cfg = cfg.model_copy(update=dict(depth=1, width=16))
+    rows, before = [], torch.get_num_threads()
+    rounds = 3 if ctx.quick else 9
+    try:
+        for threads in (1,) if ctx.quick else (1, 2):
+            torch.set_num_threads(threads)
+            for precision in ("fp32", "bf16"):
+                for layout in (True, False):
+                    ways = [Execution(precision=precision, channels_last=layout, attention_kernel=k)
+                            for k in ("fused", "plain")]
+                    fused, plain = _steps_per_s(cfg, ways, rounds)
+                    rows.append(figure(ITEM, f"N=49, {threads} thread(s), {ways[0].label.replace(' fused', '')}: "
+                                       "plain / fused, one process in turns", plain / fused, "x",
+                                       f"training images/s {plain:.0f} vs {fused:.0f}; depth {cfg.depth}, "
+                                       f"width {cfg.width}, batch {BATCH}, {rounds} rounds"))
+            spawn = mp.get_context("spawn")
+            for precision in ("fp32",):
+                got = {}
+                order = ("fused", "plain") if ctx.quick else ("fused", "plain", "plain", "fused")
+                for kernel in order:  # alternated (ABBA): a drift falls on both alike
+                    q = spawn.Queue()
+                    way = Execution(precision=precision, channels_last=True, attention_kernel=kernel)
+                    p = spawn.Process(target=_alone, args=(cfg, way.model_dump_json(), threads, q))
+                    p.start()
+                    got.setdefault(kernel, []).append(q.get(timeout=600))
+                    p.join()
+                plain, fused = (statistics.mean(got[k]) for k in ("plain", "fused"))
+                rows.append(figure(ITEM, f"N=49, {threads} thread(s), {precision} channels_last: plain / "
+                                   "fused, a fresh process per kernel", plain / fused, "x",
+                                   f"training images/s {plain:.0f} vs {fused:.0f}; {len(got['plain'])} "
+                                   "process(es) per kernel"))
+    finally:
+        torch.set_num_threads(before)
+    return rows
+
+
 def main() -> None:
-    standalone(__doc__.splitlines()[0], ITEM, run)
+    standalone(__doc__.splitlines()[0], ITEM, lambda ctx: run(ctx) + kernel_factors(ctx))
 
 
 if __name__ == "__main__":

@@ -30,6 +30,7 @@ from figures import Context, figure, standalone
 from torch.profiler import ProfilerActivity, profile
 
 from mixerlab.config import ModelConfig, TrainConfig
+from mixerlab.execution import ExecutionPins, choose, supports_bf16
 from mixerlab.measure import benchmark_training, count_flops
 from mixerlab.models import create_model, list_mixers
 
@@ -45,10 +46,10 @@ def _sync(device: torch.device) -> None:
         torch.cuda.synchronize(device)
 
 
-def matmul_peak(device, n: int, repeats: int = 5) -> float:
-    """FLOP/s of an n x n float32 matmul: median of ``repeats`` timed products after warm-up."""
+def matmul_peak(device, n: int, repeats: int = 5, dtype=torch.float32) -> float:
+    """FLOP/s of an n x n matmul in ``dtype``: median of ``repeats`` timed products after warm-up."""
     device = torch.device(device)
-    a, b = torch.randn(n, n, device=device), torch.randn(n, n, device=device)
+    a, b = (torch.randn(n, n, device=device, dtype=dtype) for _ in range(2))
     for _ in range(2):
         a @ b
     _sync(device)
@@ -72,6 +73,23 @@ def training_rate(cfg: ModelConfig, device, batch: int, quick: bool) -> dict:
                                device=device, channels_last=TrainConfig().channels_last, **timing)
     rate = bench["train_step_images_per_s"]
     return {"macs": macs, "images_per_s": rate, "flop_per_s": 3 * 2 * macs * rate}
+
+
+def _chosen_way(cfg: ModelConfig, batch: int, device, macs: int, peak: float, bf16_peak) -> list[dict]:
+    """The way the sweep would run ``cfg`` here (``mixerlab.execution.choose``, candidates timed
+    in turns), its speed-up over fp32 channels_last, and its efficiency against the peak of
+    its own precision."""
+    way, rates = choose(cfg, batch, ExecutionPins(), torch.device(device))
+    if not rates:
+        return []
+    base, got = rates["fp32 channels_last"], rates[way.label]
+    top = bf16_peak if way.precision == "bf16" else peak
+    label = f"{cfg.mixer} p{cfg.patch_size}"
+    return [figure(ITEM, f"{label}: chosen way / fp32 channels_last", got / base, "x",
+                   f"chosen: {way.label}; candidates " + ", ".join(f"{k} {v:.0f}" for k, v in rates.items())
+                   + " img/s"),
+            figure(ITEM, f"{label}: efficiency at its way", 100 * 3 * 2 * macs * got / top, "% of peak",
+                   f"achieved / peak {way.precision} matmul, same run")]
 
 
 def profile_step(cfg: ModelConfig, device, batch: int, steps: int) -> tuple[list, dict]:
@@ -144,6 +162,10 @@ def run(ctx: Context) -> list[dict]:
     tf32 = f", TF32 {'on' if torch.backends.cuda.matmul.allow_tf32 else 'off'}" if cuda else ""
     rows = [figure(ITEM, "peak float32 matmul", peak / 1e9, "GFLOP/s",
                    f"{n}x{n} @ {n}x{n}, median of 5, {threads} threads{tf32}")]
+    bf16_peak = matmul_peak(ctx.device, n, dtype=torch.bfloat16) if supports_bf16(torch.device(ctx.device)) else None
+    if bf16_peak:
+        rows.append(figure(ITEM, "peak bfloat16 matmul", bf16_peak / 1e9, "GFLOP/s",
+                           f"{n}x{n} @ {n}x{n}, median of 5, {threads} threads"))
     measured = {}
     for mixer in mixers:
         for ps in patch_sizes:
@@ -156,6 +178,7 @@ def run(ctx: Context) -> list[dict]:
                                r["flop_per_s"] / 1e9, "GFLOP/s", note))
             rows.append(figure(ITEM, f"{mixer} p{ps}: efficiency", 100 * r["efficiency"],
                                "% of peak", "achieved / peak matmul, same run"))
+            rows += _chosen_way(cfg, batch, ctx.device, r["macs"], peak, bf16_peak)
 
     # The least efficient mixer among those whose mixing is counted work: a mixer that adds no
     # MACs over the identity control (pool: averaging counts zero, as in fvcore/timm) is

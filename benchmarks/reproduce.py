@@ -7,7 +7,8 @@
 The study's spec (``results/<name>/spec.yaml``, the one it ran) is expanded again with every
 round the driver planned (``rounds.json``), so each trial gets the configuration its id was
 made from; a changed spec or code that makes another id is refused by that expansion. Each
-trial is trained again by ``mixerlab.train.train`` with the threads its record names, without
+trial is trained again by ``mixerlab.train.train`` with the threads and the way to run
+(precision, layout, attention kernel) its record names (fp32 for a record without them), without
 Ray, and its test accuracy and final validation accuracy are printed beside the record's. On
 CPU with the same thread count the arithmetic is the same, so the figures must be equal (not
 merely close); a difference says the code that trains changed. Figures only, no test: a
@@ -27,6 +28,7 @@ import sys
 from pathlib import Path
 
 from mixerlab.errors import ConfigError
+from mixerlab.execution import from_record
 from mixerlab.sweep import rounds
 from mixerlab.sweep.runner import prepare
 from mixerlab.sweep.study import Study
@@ -82,7 +84,10 @@ def main(folder: str, asked: list[str], epochs: int | None = None) -> int:
     for tid in pick(records, asked):
         rec = records[tid]
         cfg = by_id[tid].config
-        cfg = cfg.model_copy(update={"train": cfg.train.model_copy(update={"threads": rec.get("threads")})})
+        # The threads and the way it ran (precision, layout, kernel) as recorded: a record made
+        # before ways were chosen ran fp32, and runs fp32 again.
+        cfg = cfg.model_copy(update={"train": cfg.train.model_copy(update={
+            "threads": rec.get("threads"), "execution": from_record(rec)})})
         if epochs is None:
             now = train(cfg, data=data)
             pairs = [(rec["test_acc"], now["test_acc"]), (rec["val_acc"], now["val_acc"])]

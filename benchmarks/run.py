@@ -25,6 +25,7 @@ from pathlib import Path
 import attention_kernels
 import budgets
 import efficiency
+import overheads
 import tokens
 import torch
 import torchvision
@@ -39,6 +40,8 @@ ITEMS = {
     "usual_way": usual_way.run,  # 1. quick.yaml's trials the usual way vs `mixerlab sweep`
     "efficiency": efficiency.run,  # 2. training FLOP/s / peak matmul per mixer; profile the worst
     "attention_kernels": attention_kernels.run,  # 2. the worst one's kernel: plain vs fused by N
+    "kernel_factors": attention_kernels.kernel_factors,  # 3. why harnesses disagreed on the kernel
+    "overheads": overheads.run,  # the sweep's own costs: Ray start, a checkpoint, inference timing
     "tokens": tokens.run,  # 3. step time against tokens, with O(N^2) / O(N) fits
     "budgets": budgets.run,  # 4. the dry run's own time, and its estimates against real studies
 }

@@ -43,6 +43,7 @@ from torchvision import datasets
 
 from mixerlab.config import DataConfig, ModelConfig, TrainConfig
 from mixerlab.data.split import split_indices
+from mixerlab.execution import Execution, from_record, legacy
 from mixerlab.models import create_model
 from mixerlab.schedule import lr_factor
 
@@ -179,6 +180,15 @@ def configs_of(spec: dict) -> list[ModelConfig]:
     return out
 
 
+def ways_of(configs: list[ModelConfig], records: list[dict], device: str) -> list[Execution]:
+    """How the sweep ran each configuration, from its records (one way per configuration)."""
+    out = []
+    for cfg in configs:
+        rec = next(r for r in records if r["mixer"] == cfg.mixer and r["patch_size"] == cfg.patch_size)
+        out.append(from_record(rec) or legacy(bool(rec["channels_last"]), torch.device(device)))
+    return out
+
+
 def run_usual(spec: dict, root: Path, device: str, log) -> tuple[list[dict], float]:
     t, d = spec["train"], spec["dataset"]
     t0 = time.perf_counter()
@@ -231,7 +241,9 @@ def run(ctx: Context) -> list[dict]:
         except subprocess.CalledProcessError:
             sys.stderr.write(log_path.read_text()[-4000:])
             raise
-        factors = attribution.measure(configs_of(spec), DataConfig(**spec["dataset"]), root, ctx)
+        configs = configs_of(spec)
+        factors = attribution.measure(configs, DataConfig(**spec["dataset"]), root, ctx,
+                                      ways_of(configs, ours, ctx.device))
 
     key = ("mixer", "patch_size", "seed")
     by_key = {tuple(r[k] for k in key): r for r in ours}

@@ -21,10 +21,10 @@ import pandas as pd
 import pytest
 from test_controlled import load_committed
 
-from mixerlab.config import HOW_FIELDS
 from mixerlab.analysis.comparison import Stratum, compare
 from mixerlab.analysis.decisions import Rule, decisions, differences
 from mixerlab.analysis.sequential import confidence_sequence, decide
+from mixerlab.config import HOW_FIELDS
 from mixerlab.errors import ConfigError
 from mixerlab.sweep import expand, load_spec, rounds
 from mixerlab.sweep.study import MARKER, Study
@@ -443,6 +443,7 @@ nuisance: {lr: [0.003, 0.3]}
 tuning: {seeds: 1}
 seeds: {min: 3, max: 4}
 resources: {cpu: 1}
+execution: {precision: fp32, memory_format: channels_last, attention_kernel: fused}
 """
 
 

@@ -110,14 +110,17 @@ def test_study_spec_sizes():
 
 
 def test_attribution_multiplies_synthetic_factors():
-    # Synthetic seconds per step with known factors P=2, C=1.5, T=1.25 in both configs.
-    measured = [{"config": c, "dataloader_s": 2 * 1.5 * 1.25 * s, "deviceloader_s": 1.5 * 1.25 * s,
-                 "nchw_s": 1.5 * 1.25 * s, "channels_last_s": 1.25 * s, "side_by_side_s": s}
+    # Synthetic seconds per step with known factors P=2, W=1.5, T=1.25 in both configs.
+    measured = [{"config": c, "way": "bf16 nchw", "dataloader_s": 2 * 1.5 * 1.25 * s,
+                 "deviceloader_s": 1.5 * 1.25 * s, "nchw_s": 1.5 * 1.25 * s, "way_s": 1.25 * s,
+                 "side_by_side_s": s}
                 for c, s in (("conv p4", 0.1), ("mlp p7", 0.3))]
-    rows = {r["name"]: r["value"] for r in attribution.rows(measured, overall=7.5)}
-    assert rows["P conv p4"] == pytest.approx(2) and rows["C mlp p7"] == pytest.approx(1.5)
-    assert rows["P x C x T: explained by the three"] == pytest.approx(3.75)
-    assert rows["unexplained: wall-time ratio / (P x C x T)"] == pytest.approx(2)
+    got = attribution.rows(measured, overall=7.5)
+    rows = {r["name"]: r["value"] for r in got}
+    assert rows["P conv p4"] == pytest.approx(2) and rows["W mlp p7"] == pytest.approx(1.5)
+    assert rows["P x W x T: explained by the three"] == pytest.approx(3.75)
+    assert rows["unexplained: wall-time ratio / (P x W x T)"] == pytest.approx(2)
+    assert "way: bf16 nchw" in next(r["note"] for r in got if r["name"] == "W conv p4")
     for r in measured:  # on a GPU the pipeline factor is not measured: said, not invented
         del r["dataloader_s"], r["deviceloader_s"]
     rows = {r["name"]: r["value"] for r in attribution.rows(measured, overall=7.5)}
@@ -125,7 +128,8 @@ def test_attribution_multiplies_synthetic_factors():
 
 
 def test_run_writes_csv_and_markdown_and_takes_one_line_items(tmp_path, monkeypatch):
-    assert list(run.ITEMS) == ["usual_way", "efficiency", "attention_kernels", "tokens", "budgets"]
+    assert list(run.ITEMS) == ["usual_way", "efficiency", "attention_kernels", "kernel_factors",
+                               "overheads", "tokens", "budgets"]
 
     def peak(ctx):  # an item is any run(ctx) -> rows: this is all item 4 needs
         return [figure("peak", "matmul", efficiency.matmul_peak(ctx.device, 64) / 1e9, "GFLOP/s")]
@@ -182,8 +186,15 @@ def test_every_item_end_to_end_at_smoke_size(tmp_path):
     tag = Context(device="cpu").tag
     with open(tmp_path / f"{tag}.csv") as f:
         rows = list(csv.DictReader(f))
-    assert {r["item"] for r in rows} == {"usual_way", "efficiency", "attention_kernels", "tokens", "budgets"}
+    assert {r["item"] for r in rows} == set(run.ITEMS)
     by_name = {r["name"]: float(r["value"]) for r in rows}
+    # Item 3: the kernel under each condition; the overheads, each a positive number of seconds.
+    assert sum("plain / fused, one process in turns" in r["name"] for r in rows) == 4
+    assert sum("a fresh process per kernel" in r["name"] for r in rows) == 1
+    assert by_name["a checkpoint: save + tune.report(checkpoint) - tune.report"] > -1
+    assert by_name["Ray start-up and shutdown (once per session)"] > 0
+    assert by_name["inference timing after training"] > 0
+    assert any(r["name"].startswith("W ") and "way: " in r["note"] for r in rows)
     assert by_name["wall time: usual way / mixerlab sweep"] > 0
     assert 0 <= by_name["mean test accuracy, mixerlab"] <= 100
     assert 0 <= by_name["mean test accuracy, usual way"] <= 100

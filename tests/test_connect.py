@@ -37,6 +37,7 @@ model: {depth: 1, width: 8}
 configs: [{mixer: conv, patch_size: 7}]
 seeds: 1
 resources: {cpu: 1}
+execution: {precision: fp32, memory_format: channels_last, attention_kernel: fused}
 """
 
 

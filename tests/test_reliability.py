@@ -55,6 +55,7 @@ model: {{depth: 1, width: 16}}
 {grid}
 seeds: {seeds}
 resources: {{cpu: 1}}
+execution: {{precision: fp32, memory_format: channels_last, attention_kernel: fused}}
 {extra}"""
 
 # Trials long enough (about 0.5 s an epoch on one core) that a kill lands mid-trial.

@@ -29,6 +29,7 @@ model: {depth: 1, width: 8}
 grid: {mixer: [identity, conv]}
 seeds: 1
 resources: {cpu: 1}
+execution: {precision: fp32, memory_format: channels_last, attention_kernel: fused}
 """
 
 
@@ -293,6 +294,7 @@ model: {depth: 1, width: 16}
 grid: {mixer: [identity, conv], patch_size: [7, 4]}
 seeds: 2
 resources: {cpu: 1}
+execution: {precision: fp32, memory_format: channels_last, attention_kernel: fused}
 """
 
 

@@ -40,6 +40,7 @@ model: {{depth: 1, width: 16}}
 grid: {{mixer: [conv, identity], patch_size: [4]}}
 seeds: 2
 resources: {{cpu: 1}}
+execution: {{precision: fp32, memory_format: channels_last, attention_kernel: fused}}
 """
 
 

@@ -27,13 +27,16 @@ model: {{depth: 1, width: 16}}
 {grid}
 seeds: {seeds}
 resources: {{cpu: 1}}
-"""
+{execution}"""
+# Most tests here are not about the way each configuration runs: pinned, nothing is timed.
+PINNED = "execution: {precision: fp32, memory_format: channels_last, attention_kernel: fused}\n"
 
 
 def write_spec(tmp_path: Path, name="t", subset=256, epochs=1, seeds=1,
-               grid="grid: {mixer: [conv, attention], patch_size: [4, 7]}") -> Path:
+               grid="grid: {mixer: [conv, attention], patch_size: [4, 7]}", execution=PINNED) -> Path:
     path = tmp_path / f"{name}.yaml"
-    path.write_text(SPEC.format(name=name, subset=subset, epochs=epochs, seeds=seeds, grid=grid))
+    path.write_text(SPEC.format(name=name, subset=subset, epochs=epochs, seeds=seeds, grid=grid,
+                                execution=execution))
     return path
 
 
@@ -46,7 +49,7 @@ def sweep(*args, timeout=300, env=None):
 @needs_fashion
 @pytest.mark.slow
 def test_grid_completes_with_one_row_per_trial(tmp_path):
-    spec = write_spec(tmp_path)
+    spec = write_spec(tmp_path, execution="")  # each configuration's way measured
     proc = sweep(spec, "--results", tmp_path / "results")
     assert proc.returncode == 0, proc.stderr
     study = tmp_path / "results" / "t"
@@ -62,6 +65,12 @@ def test_grid_completes_with_one_row_per_trial(tmp_path):
     assert (study / "trials.csv").exists() and (study / "spec.yaml").read_text() == spec.read_text()
     prov = json.loads((study / "provenance.json").read_text())
     assert prov["n_trials"] == 4 and prov["versions"]["ray_version"] and prov["command"]
+    # Each configuration's way, measured once before the trials, recorded with every trial.
+    ways = json.loads((study / "execution.json").read_text())
+    assert not ways["legacy"] and len(ways["ways"]) == 4
+    assert all(w["rates"] and w["label"] in w["rates"] for w in ways["ways"].values())
+    assert set(trials["execution"]) == {"measured"} and trials["precision"].notna().all()
+    assert len(prov["execution"]["ways"]) == 4
     assert "trials 4/4 done" in proc.stderr  # the progress line
     # a finished study is a no-op that says so
     again = sweep(spec, "--results", tmp_path / "results")
@@ -171,12 +180,17 @@ def test_a_new_mixer_with_heads_is_matched_in_steps_of_heads(monkeypatch):
 def test_dry_run_lists_trials_and_starts_nothing(tmp_path, run_cli):
     import ray
 
-    spec = write_spec(tmp_path, grid="grid: {mixer: [conv, attention], kernel_size: [3, 5]}")
+    spec = write_spec(tmp_path, grid="grid: {mixer: [conv, attention], kernel_size: [3, 5]}",
+                      execution="")
     code, out, err = run_cli("sweep", spec, "--dry-run", "--results", tmp_path / "results")
     assert code == 0, err
     assert "3 configuration(s) x 1 seed(s) = 3 trials" in out
     assert "1 grid point(s) collapsed" in out and "estimated cost" in out
     assert not (tmp_path / "results").exists() and not ray.is_initialized()
+    # Each arm's way to run, measured: attention's names the kernel only where it is not fused.
+    assert "speedup" in out
+    rows = [line for line in out.splitlines() if line.lstrip().startswith(("conv", "attention"))]
+    assert len(rows) == 3 and all(("fp32" in r or "bf16" in r) for r in rows), out
 
 
 @needs_fashion
@@ -221,7 +235,8 @@ def test_two_node_cluster_with_address(tmp_path):
         while alive_nodes(f"127.0.0.1:{port}", env) < 2:
             assert time.monotonic() < deadline, "the worker node did not join within 90 s"
             time.sleep(1)
-        spec = write_spec(tmp_path, name="cluster", subset=8192, epochs=4)
+        # Unpinned: on a cluster the ways are timed by a Ray task with a trial's resources.
+        spec = write_spec(tmp_path, name="cluster", subset=8192, epochs=4, execution="")
         proc = sweep(spec, "--results", tmp_path / "results", "--address", f"127.0.0.1:{port}",
                      env=env)
         assert proc.returncode == 0, proc.stderr
@@ -232,6 +247,8 @@ def test_two_node_cluster_with_address(tmp_path):
         # from the object store); shorter ones can all run on the first actor, which Tune
         # reuses before the second has started.
         assert trials["ray_node_id"].nunique() == 2, trials[["ray_node_id", "trial_time_s"]]
+        ways = json.loads((tmp_path / "results" / "cluster" / "execution.json").read_text())
+        assert len(ways["ways"]) == 4 and set(trials["execution"]) == {"measured"}
     finally:
         # This test's nodes only: `ray stop --force` would stop every Ray on the machine.
         from processes import kill_session

@@ -18,15 +18,17 @@ executions were chosen (fp32 on CPU, bf16 autocast on CUDA), and re-running it r
 from __future__ import annotations
 
 import contextlib
+import copy
 import itertools
-from typing import Literal
+import statistics
+import time
+from typing import TYPE_CHECKING, Literal
 
-from typing import TYPE_CHECKING
-
-import torch
 from pydantic import BaseModel, ConfigDict
 
-if TYPE_CHECKING:  # config.py imports this module: the types only
+if TYPE_CHECKING:  # config.py imports this module, so torch is imported where it is used
+    import torch
+
     from mixerlab.config import ModelConfig
 
 _FROZEN = ConfigDict(extra="forbid", frozen=True)
@@ -50,16 +52,22 @@ class Execution(BaseModel):
 
     @property
     def dtype(self) -> torch.dtype:
+        import torch
+
         return torch.bfloat16 if self.precision == "bf16" else torch.float32
 
     def autocast(self, device: torch.device):
         """The context a forward pass runs in: bf16 autocast, or nothing (fp32)."""
         if self.precision == "bf16":
+            import torch
+
             return torch.autocast(device.type, dtype=torch.bfloat16)
         return contextlib.nullcontext()
 
     def prepare(self, model: torch.nn.Module) -> torch.nn.Module:
         """``model`` set to this way: its attention kernel and memory layout."""
+        import torch
+
         for module in model.modules():
             if hasattr(module, "kernel"):  # models/mixers/attention.py: "fused" or "plain"
                 module.kernel = self.attention_kernel
@@ -90,8 +98,20 @@ def legacy(channels_last: bool, device: torch.device) -> Execution:
                      channels_last=channels_last, how="legacy")
 
 
+def from_record(rec: dict) -> Execution | None:
+    """The way a recorded trial ran; None for a record made before ways were chosen (it ran
+    :func:`legacy`, which ``train`` runs for None)."""
+    if rec.get("precision") is None:
+        return None
+    return Execution(precision=rec["precision"], channels_last=bool(rec["channels_last"]),
+                     attention_kernel=rec.get("attention_kernel") or "fused",
+                     how=rec.get("execution") or "measured")
+
+
 def supports_bf16(device: torch.device) -> bool:
     """Whether this device runs bf16 matmuls natively (CPU: AVX512-BF16 or AMX, via oneDNN)."""
+    import torch
+
     if device.type == "cuda":
         return torch.cuda.is_bf16_supported()
     return bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
@@ -127,28 +147,62 @@ def candidates(cfg: ModelConfig, pins: ExecutionPins, device: torch.device) -> l
 
 def choose(cfg: ModelConfig, batch_size: int, pins: ExecutionPins, device: torch.device,
            time_s: float = 0.3) -> tuple[Execution, dict[str, float]]:
-    """The fastest way to train ``cfg`` (training images/s of a few steps at ``batch_size``,
-    each candidate timed for at least ``time_s``), and every candidate's rate by label.
-    A candidate must be 3% faster than fp32's fastest to be chosen over it: within that the
-    timings do not tell them apart, and fp32 is the reference precision."""
-    from mixerlab.measure import benchmark_training
+    """The fastest way to train ``cfg`` (training images/s at ``batch_size``), and every
+    candidate's rate by label.
+
+    The candidates' steps are timed in turns, round after round (at least 3 rounds, more
+    until each has had ``time_s``), and each rate is the median of its rounds: on a shared
+    machine a slow spell then falls on every candidate alike instead of on whichever was
+    being timed. A candidate of another precision must beat fp32's fastest by 3% to be
+    chosen: within that the timings do not tell them apart, and fp32 is the reference."""
+    import torch
+
     from mixerlab.models import create_model
 
     options = candidates(cfg, pins, device)
     if len(options) == 1:
         return options[0], {}
-    model = create_model(cfg).to(device)
-    shape = (cfg.in_chans, cfg.image_size, cfg.image_size)
-    rates = {}
-    for ex in options:
-        timed = benchmark_training(ex.prepare(model), shape, num_classes=cfg.num_classes,
-                                   batch_size=batch_size, dtype=ex.dtype, warmup=1, repeats=3,
-                                   iters=1, min_time_s=time_s, channels_last=ex.channels_last,
-                                   device=device)
-        rates[ex.label] = timed["train_step_images_per_s"]
+    torch.manual_seed(0)
+    base = create_model(cfg)
+    steps = [train_step(copy.deepcopy(base), cfg, batch_size, ex, device) for ex in options]
+    for step in steps:  # warm-up: allocator, oneDNN primitive caches, autotuning
+        step()
+        step()
+    times = [[] for _ in options]
+    while len(times[0]) < 3 or min(sum(t) for t in times) < time_s:
+        for i, step in enumerate(steps):
+            t0 = time.perf_counter()
+            step()
+            if device.type == "cuda":
+                torch.cuda.synchronize(device)
+            times[i].append(time.perf_counter() - t0)
+        if len(times[0]) >= 50:
+            break
+    rates = {ex.label: batch_size / statistics.median(t) for ex, t in zip(options, times)}
     fp32 = [ex for ex in options if ex.precision == "fp32"]
     best_fp32 = max(fp32 or options, key=lambda ex: rates[ex.label])
     best = max(options, key=lambda ex: rates[ex.label])
     if best.precision != best_fp32.precision and rates[best.label] < 1.03 * rates[best_fp32.label]:
         best = best_fp32
     return best, rates
+
+
+def train_step(model: torch.nn.Module, cfg: ModelConfig, batch_size: int, ex: Execution,
+                device: torch.device):
+    """One AdamW training step of ``model`` run ``ex``, on a fixed random batch."""
+    import torch
+
+    model = ex.prepare(model.to(device)).train()
+    x = torch.randn(batch_size, cfg.in_chans, cfg.image_size, cfg.image_size, device=device)
+    x = x.contiguous(memory_format=torch.channels_last if ex.channels_last else torch.contiguous_format)
+    y = torch.randint(0, cfg.num_classes, (batch_size,), device=device)
+    opt = torch.optim.AdamW(model.parameters(), lr=1e-4)
+
+    def step():
+        with ex.autocast(device):
+            loss = torch.nn.functional.cross_entropy(model(x), y)
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+
+    return step

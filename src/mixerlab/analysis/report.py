@@ -27,6 +27,7 @@ from mixerlab.analysis.report_text import (
     _term,
     convergence_lines,
     convergence_section,
+    execution_line,
     factor_lines,
     layout_lines,
     markdown_table,
@@ -164,6 +165,7 @@ def _what_was_run(r: StudyReport) -> list[str]:
               f"- Command: `{prov.get('command', '?')}`; wall time {prov.get('wall_time_s', '?')} s; "
               f"sweep efficiency {_efficiency(prov)}",
               f"- Hardware: {hw.get('cpu', '?')} ({hw.get('cpu_count', '?')} cores), GPUs: {hw.get('gpus') or 'none'}",
+              execution_line(df),
               "- Versions: " + ", ".join(f"{k.replace('_version', '')} {v}" for k, v in prov.get("versions", {}).items()), ""]
     return lines
 

@@ -335,3 +335,16 @@ def convergence_section(table: pd.DataFrame, keys) -> list[str]:
             "was still climbing. The schedule anneals the learning rate over this stretch, which lifts "
             "accuracy by itself: a large gain says the curve was still rising, not why.", "",
             markdown_table(shown), ""]
+
+
+def execution_line(df: pd.DataFrame) -> str:
+    """How the trials ran (mixerlab/execution.py): each variant's way, with its trial count."""
+    if "precision" not in df.columns or df["precision"].isna().all():
+        return "- How the trials ran: as before ways were chosen (fp32 on CPU, bf16 autocast on CUDA)"
+    ran = df.dropna(subset=["precision"])
+    layout = ran["channels_last"].map({True: "channels_last", False: "nchw"})
+    kernel = ran["attention_kernel"].where(ran["attention_kernel"] != "fused", "")
+    way = (ran["precision"] + " " + layout + " " + kernel).str.strip() + " (" + ran["execution"] + ")"
+    counts = way.groupby(ran["variant"], sort=False).value_counts()
+    return "- How the trials ran (per variant; measured = fastest of its candidates): " + "; ".join(
+        f"{v}: {w} x{n}" for (v, w), n in counts.items())

@@ -45,7 +45,7 @@ def run(args) -> int:
     if args.dry_run:
         from mixerlab.sweep.dry_run import dry_run
 
-        return dry_run(args.spec)
+        return dry_run(args.spec, results_root=Path(args.results))
     import signal
 
     from mixerlab.sweep.runner import run_sweep

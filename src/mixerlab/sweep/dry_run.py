@@ -7,11 +7,14 @@ and each arm's training is timed for a few batches (:mod:`mixerlab.sweep.estimat
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pandas as pd
 
 from mixerlab.config import ModelConfig
 from mixerlab.models import relevant_factors
 from mixerlab.sweep.capacity import cost
+from mixerlab.sweep.execution_plan import assign
 from mixerlab.sweep.resources import concurrent_slots, machine_resources
 from mixerlab.sweep.spec import Spec
 from mixerlab.sweep.trials import Plan
@@ -42,8 +45,10 @@ def describe_plan(plan: Plan) -> list[dict]:
     return rows
 
 
-def dry_run(spec_path) -> int:
-    """Print the plan of ``spec_path`` and its estimated cost on this machine."""
+def dry_run(spec_path, results_root: Path | None = None) -> int:
+    """Print the plan of ``spec_path`` and its estimated cost on this machine, each
+    configuration timed the way it would run (its study's ``execution.json`` under
+    ``results_root`` where one exists, else measured now)."""
     import torch
 
     from mixerlab.sweep.estimate import estimate_trials
@@ -52,17 +57,60 @@ def dry_run(spec_path) -> int:
     spec, data, plan = prepare(spec_path)
     res = spec.resources
     later = _later_trials(spec, plan)
-    bounds = None
+    bounds, ways = None, None
     # Timing this CPU says nothing about the GPU node a GPU spec is meant for: no estimate.
     if res.gpu and not torch.cuda.is_available():
         per_arm, per_later, slots = None, None, 0
     else:
+        ways = _ways(spec, plan, later, results_root)
+        first = spec.max_seed_list[0]
+        trials, later = assign(plan.trials, ways, first), assign(later, ways, first)
         kw = _loader_timing(plan, data, res.cpu, later)
-        per_arm, per_later = estimate_trials(plan, data, res.cpu, res.gpu, extra=later, **kw)
+        per_arm, per_later = estimate_trials(plan, data, res.cpu, res.gpu, extra=later,
+                                             trials=trials, **kw)
         slots = concurrent_slots(machine_resources(res.gpu), res, spec.max_concurrent, len(plan.trials))
         bounds = _bounds(plan, kw) if kw else None
-    print(render(spec, data, plan, per_arm, slots, per_later, bounds))
+    print(render(spec, data, plan, per_arm, slots, per_later, bounds, _way_rows(plan, ways)))
     return 0
+
+
+def _ways(spec: Spec, plan: Plan, later: list, results_root: Path | None) -> dict:
+    """The ways the study's trials would run: those its folder recorded (a legacy folder's
+    trials keep running as before), else each configuration's fastest, measured now."""
+    from mixerlab.sweep import execution_plan
+    from mixerlab.sweep.study import Study
+
+    study = Study(results_root / spec.name) if results_root is not None else None
+    if study is not None and study.path.is_dir():
+        saved = execution_plan.load(study)
+        if saved is None and study.records():
+            return {"legacy": True, "ways": {}}
+        if saved is not None and (saved["legacy"] or all(
+                execution_plan.key(t) in saved["ways"] for t in [*plan.trials, *later])):
+            return saved
+    device = spec.train_config().device
+    device = device if device != "auto" else ("cuda" if spec.resources.gpu else "cpu")
+    return {"legacy": False, "ways": execution_plan.measure([*plan.trials, *later], spec.pins,
+                                                            device, spec.resources.cpu)}
+
+
+def _way_rows(plan: Plan, ways: dict | None) -> list[dict] | None:
+    """Per arm: the way it runs and its training speed over fp32 channels_last (the way every
+    trial ran before ways were chosen); None when not timed here."""
+    from mixerlab.sweep.execution_plan import key
+
+    if ways is None:
+        return None
+    if ways["legacy"]:
+        return [{"way": "legacy (fp32)", "speedup": 1.0} for _ in plan.arms]
+    per = len(plan.trials) // max(1, len(plan.arms))
+    rows = []
+    for i in range(len(plan.arms)):
+        w = ways["ways"][key(plan.trials[i * per])]
+        base = w["rates"].get("fp32 channels_last")
+        rows.append({"way": w["label"], "speedup": w["rates"][w["label"]] / base
+                     if base and w["label"] in w["rates"] else float("nan")})
+    return rows
 
 
 def _loader_timing(plan: Plan, data, cpus: float, later) -> dict:
@@ -100,11 +148,13 @@ def _later_trials(spec: Spec, plan: Plan) -> list:
 
 
 def render(spec: Spec, data, plan: Plan, per_arm: list[float] | None, slots: int,
-           per_later: list[float] | None = None, bounds: list[dict] | None = None) -> str:
+           per_later: list[float] | None = None, bounds: list[dict] | None = None,
+           ways: list[dict] | None = None) -> str:
     """The dry run's text: what the study asks, its trials, one row per arm, its cost.
     ``per_arm``: estimated seconds of each arm for one seed of the first round (None: not
     timed here); ``per_later``: of one seed of each arm in a later round (stage 2);
-    ``bounds``: the streamed path's loader and model images/s per arm, and which bounds."""
+    ``bounds``: the streamed path's loader and model images/s per arm, and which bounds;
+    ``ways``: each arm's way to run and its speed-up (``_way_rows``)."""
     t = spec.train_config()
     seeds = len(spec.tuning_seed_list or spec.seed_list)
     n_set = len(plan.nuisance)
@@ -125,6 +175,8 @@ def render(spec: Spec, data, plan: Plan, per_arm: list[float] | None, slots: int
     rows = pd.DataFrame(describe_plan(plan))
     if bounds:  # streamed only: in-memory tables keep their columns
         rows = pd.concat([rows, pd.DataFrame(bounds)], axis=1)
+    if ways:
+        rows = pd.concat([rows, pd.DataFrame(ways)], axis=1)
     rows[f"est_trial_s (x{n_set} settings)" if spec.nuisance else "est_trial_s"] = (
         float("nan") if per_arm is None else per_arm)
     with pd.option_context("display.width", 200, "display.max_columns", 40):

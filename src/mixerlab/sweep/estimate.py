@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import torch
 
+from mixerlab.execution import Execution, legacy
 from mixerlab.measure import benchmark_inference, benchmark_training, count_flops
 from mixerlab.models import create_model
 
@@ -32,12 +33,13 @@ TIME_S = 0.5  # seconds of training steps timed per configuration, at least (inf
 
 def estimate_per_trial(plan, data, cpus: float, gpu: float = 0.0, extra=(), *,
                        loader: dict[str, float] | None = None,
-                       rates_out: dict | None = None) -> dict[str, float]:
+                       rates_out: dict | None = None, trials=None) -> dict[str, float]:
     """Estimated seconds of every trial of ``plan`` (and of the ``extra`` trials), by trial
     id, timed on the device the trials will use (a GPU where they ask for one and this
     machine has one). ``loader``: the streamed path's loader images/s by trial id
     (``sweep/loader_estimate.py``); a trial trains at the slower of it and its model.
-    ``rates_out``: filled with each trial's (training, inference) images/s of the model."""
+    ``rates_out``: filled with each trial's (training, inference) images/s of the model.
+    ``trials``: these instead of ``plan.trials`` (set to run their ways: execution_plan.assign)."""
     device = "cuda" if gpu and torch.cuda.is_available() else "cpu"
     n_train, n_val, n_test = len(data.train_y), len(data.val_y), len(data.test_y)
     threads = torch.get_num_threads()
@@ -45,13 +47,14 @@ def estimate_per_trial(plan, data, cpus: float, gpu: float = 0.0, extra=(), *,
     rates: dict = {}
     out = {}
     try:
-        for trial in [*plan.trials, *extra]:
+        for trial in [*(plan.trials if trials is None else trials), *extra]:
             cfg, t = trial.config.model, trial.config.train
             # Trials that differ in neither the model nor the batch (seeds, lr, ...) share a timing.
-            key = (cfg.model_dump_json(), t.batch_size, t.eval_batch_size, t.channels_last)
+            way = t.execution or legacy(t.channels_last, torch.device(device))
+            key = (cfg.model_dump_json(), t.batch_size, t.eval_batch_size, way)
             if key not in rates:
                 try:
-                    rates[key] = _rates(cfg, t, device)
+                    rates[key] = _rates(cfg, t, device, way)
                 except Exception:  # noqa: BLE001 - an estimate must never stop a sweep
                     # (a model that fails here fails in its trial, where it is recorded)
                     rates[key] = (float("nan"), float("nan"))
@@ -60,17 +63,17 @@ def estimate_per_trial(plan, data, cpus: float, gpu: float = 0.0, extra=(), *,
                 rates_out[trial.trial_id] = rates[key]
             if loader is not None:  # streamed: the workers may deliver fewer images than that
                 train_rate = min(train_rate, loader[trial.trial_id])
+            timed = THROUGHPUT_IMAGES if t.measure_throughput else 0
             out[trial.trial_id] = (CONTENTION * n_train * t.epochs / train_rate
-                                   + (n_val * t.epochs + n_test + THROUGHPUT_IMAGES) / infer_rate
-                                   + START_S)
+                                   + (n_val * t.epochs + n_test + timed) / infer_rate + START_S)
         return out
     finally:
         torch.set_num_threads(threads)
 
 
-def _rates(cfg, t, device) -> tuple[float, float]:
-    """(training, inference) images/s of one configuration, timed for a few batches."""
-    model = create_model(cfg)
+def _rates(cfg, t, device, way: Execution) -> tuple[float, float]:
+    """(training, inference) images/s of one configuration run ``way``, timed for a few batches."""
+    model = way.prepare(create_model(cfg))
     shape = (cfg.in_chans, cfg.image_size, cfg.image_size)
     # A model that costs many MACs per image is timed on fewer images: its rate per image no
     # longer depends on the batch, and the dry run stays short.
@@ -80,17 +83,18 @@ def _rates(cfg, t, device) -> tuple[float, float]:
     # by a third.
     train = benchmark_training(model, shape, num_classes=cfg.num_classes,
                                batch_size=min(t.batch_size, cap), warmup=1, repeats=3, iters=1,
-                               min_time_s=TIME_S, channels_last=t.channels_last, device=device)
+                               min_time_s=TIME_S, channels_last=way.channels_last, dtype=way.dtype,
+                               device=device)
     infer = benchmark_inference(model, shape, batch_size=min(t.eval_batch_size, cap), warmup=1,
                                 repeats=3, iters=1, min_time_s=TIME_S / 2,
-                                channels_last=t.channels_last, device=device)
+                                channels_last=way.channels_last, dtype=way.dtype, device=device)
     return train["train_step_images_per_s"], infer["infer_images_per_s"]
 
 
 def estimate_trials(plan, data, cpus: float, gpu: float = 0.0, extra=(), **kw) -> tuple[list[float], list[float]]:
     """Seconds per scientific configuration for one seed, summed over its nuisance settings;
     and the seconds of each ``extra`` trial (a later round's, timed in the same pass).
-    ``kw``: ``loader``, ``rates_out`` of :func:`estimate_per_trial`."""
+    ``kw``: ``loader``, ``rates_out``, ``trials`` of :func:`estimate_per_trial`."""
     per_trial = estimate_per_trial(plan, data, cpus, gpu, extra, **kw)
     seeds = len(plan.trials) // max(1, len(plan.arms) * len(plan.nuisance))
     out = []

@@ -84,12 +84,13 @@ def _run_locked(spec: Spec, data, plan: Plan, study: Study, spec_path, options: 
     from mixerlab.sweep.ray_start import start_ray
     from mixerlab.sweep.study_provenance import session_entry, write_provenance
 
-    estimate = _estimate(spec, data, plan, pending, options.address)
     started, t0 = provenance.now(), time.time()
     start_ray(options.address, study)  # once: every round of this session runs on it
-    slots, first, ran = 0, True, []  # slots: what provenance.json records if the checks refuse
+    slots, first, ran, estimate = 0, True, [], None  # what provenance.json records if refused
     try:
         slots = _slots(spec, spec_path, study, options, len(pending))
+        _ways(spec, study, plan.trials, options.address)  # timed before any trial starts
+        estimate = _estimate(spec, data, plan, _assigned(spec, study, pending), options.address)
         while pending:
             ran += pending
             _run_round(spec, data, plan, study, pending, options, slots, estimate if first else None,
@@ -106,6 +107,31 @@ def _run_locked(spec: Spec, data, plan: Plan, study: Study, spec_path, options: 
         write_provenance(study, spec, session, len(plan.trials), trials)
         _close_trackers(trackers, study)
     return study.path
+
+
+def _ways(spec: Spec, study: Study, trials: list[Trial], address: str | None) -> dict:
+    """The study's way to run each configuration (sweep/execution_plan.py), any new one timed
+    on the device and with the threads its trials get: here, for the embedded local Ray (this
+    machine is the trials' machine); on a cluster, by a Ray task with a trial's resources."""
+    import ray
+
+    from mixerlab.sweep import execution_plan
+
+    res, device = spec.resources, spec.train_config().device
+    device = device if device != "auto" else ("cuda" if res.gpu else "cpu")
+    if address is None or spec.pins.all_pinned:  # nothing to time where every choice is pinned
+        return execution_plan.ensure(study, trials, spec.pins, lambda missing: execution_plan.measure(
+            missing, spec.pins, device, res.cpu))
+    timer = ray.remote(num_cpus=res.cpu, num_gpus=res.gpu)(execution_plan.measure)
+    return execution_plan.ensure(study, trials, spec.pins,
+                                 lambda missing: ray.get(timer.remote(missing, spec.pins, device, res.cpu)))
+
+
+def _assigned(spec: Spec, study: Study, trials: list[Trial]) -> list[Trial]:
+    """``trials`` set to run their configuration's way (sweep/execution_plan.py)."""
+    from mixerlab.sweep import execution_plan
+
+    return execution_plan.assign(trials, execution_plan.load(study), spec.max_seed_list[0])
 
 
 def _order(plan: Plan) -> list[str]:
@@ -145,6 +171,8 @@ def _run_round(spec: Spec, data, plan: Plan, study: Study, pending: list[Trial],
     order = _order(plan)
     done = len(order) - len(pending)
     note = _note(spec, study, order)
+    _ways(spec, study, pending, options.address)  # a later round's new configuration, if any
+    pending = _assigned(spec, study, pending)
     callback = StudyCallback(str(study.path), spec.name, len(order), done, slots,
                              partial(stopped_record, study_name=spec.name), note=note)
     tuner = _tuner(spec, data, study, pending, options.retry_failed, slots, callback, restore)
@@ -173,7 +201,7 @@ def _estimate(spec: Spec, data, plan: Plan, pending: list[Trial], address: str |
         return None
     from mixerlab.sweep.estimate import estimate_per_trial
 
-    per_trial = estimate_per_trial(plan, data, spec.resources.cpu)
+    per_trial = estimate_per_trial(plan, data, spec.resources.cpu, trials=pending)
     estimate = sum(per_trial[t.trial_id] for t in pending)
     return None if math.isnan(estimate) else estimate  # a configuration could not be timed
 

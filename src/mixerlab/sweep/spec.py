@@ -34,6 +34,7 @@ from pydantic import (
 
 from mixerlab.config import DataConfig, ModelConfig, TrainConfig, parse
 from mixerlab.errors import ConfigError
+from mixerlab.execution import ExecutionPins
 
 # Factors a grid may vary: one definition, shared with the analysis (mixerlab/factors.py);
 # re-exported here because specs are validated against them.
@@ -141,8 +142,9 @@ Seeds = Annotated[Union[Annotated[list[int], Tag("list")], Annotated[int, Tag("c
                         Annotated[AdaptiveSeeds, Tag("adaptive")]], Discriminator(_seeds_kind)]
 
 
-# How a study is scheduled, not what it computes: not part of its fingerprint.
-_SCHEDULING = {"question", "resources", "max_concurrent", "max_failures", "time_budget_s"}
+# How a study is scheduled and run, not what it computes: not part of its fingerprint.
+_SCHEDULING = {"question", "resources", "max_concurrent", "max_failures", "time_budget_s",
+               "execution"}
 # Fields added after the full-dump fingerprint was retired: that form never held them, so
 # they are left out of it (at their default, the only value an old study can have).
 _SINCE_FULL_DUMP = {"tuning"}
@@ -170,6 +172,8 @@ class Spec(BaseModel):
     max_failures: int = Field(2, ge=0)  # retries of a trial whose worker died
     scheduler: Scheduler = Scheduler()
     time_budget_s: float | None = Field(None, gt=0)
+    # How trials run (mixerlab/execution.py): measured per configuration unless pinned here.
+    execution: ExecutionPins = ExecutionPins()
 
     @field_validator("name")
     @classmethod
@@ -221,6 +225,15 @@ class Spec(BaseModel):
         if self.adaptive:
             return list(range(first, first + self.adaptive.max))
         return list(self.seeds)  # normalised by _number_seeds
+
+    @property
+    def pins(self) -> ExecutionPins:
+        """The choices the spec fixes: its ``execution:``, and ``train.channels_last`` where
+        a spec sets it (it fixed the layout before ways were measured)."""
+        if "channels_last" in self.train and self.execution.memory_format == "auto":
+            layout = "channels_last" if self.train["channels_last"] else "contiguous"
+            return self.execution.model_copy(update={"memory_format": layout})
+        return self.execution
 
     def data_config(self) -> DataConfig:
         return parse(DataConfig, self.dataset, "dataset")

@@ -31,8 +31,10 @@ def session_entry(command: str, started: str, wall: float, slots: int,
             "wall_over_estimate": round(wall / shared, 3) if shared else None}
 
 
-def provenance_document(spec: Spec, sessions: list[dict], n_trials: int, trials: pd.DataFrame) -> dict:
-    """The study's provenance from its ``sessions`` (the last one is this one) and its table."""
+def provenance_document(spec: Spec, sessions: list[dict], n_trials: int, trials: pd.DataFrame,
+                        ways: dict | None = None) -> dict:
+    """The study's provenance from its ``sessions`` (the last one is this one), its table and
+    its ways to run (``execution.json``; None: not chosen)."""
     last = sessions[-1]
     slots = last["concurrent_trials"]
     busy = float(pd.to_numeric(trials.get("trial_time_s", pd.Series(dtype=float)),
@@ -48,6 +50,10 @@ def provenance_document(spec: Spec, sessions: list[dict], n_trials: int, trials:
         "sweep_efficiency": round(busy / (total_wall * slots), 3) if total_wall and slots and
         not math.isnan(busy) and len(sessions) == 1 else None,
         "sessions": sessions, "hardware": provenance.hardware(), "versions": provenance.versions(),
+        # each configuration's way to run and its candidates' speeds (execution.json)
+        "execution": {"legacy": ways["legacy"], "ways": {
+            k: f"{w['variant']} (batch {w['batch_size']}): {w['label']}" for k, w in ways["ways"].items()}}
+        if ways else None,
         "spec_fingerprint": spec.fingerprint(),
     }
 
@@ -55,8 +61,10 @@ def provenance_document(spec: Spec, sessions: list[dict], n_trials: int, trials:
 def write_provenance(study: Study, spec: Spec, session: dict, n_trials: int,
                      trials: pd.DataFrame) -> None:
     """Add ``session`` to the study's provenance.json and update its totals (atomically)."""
+    from mixerlab.sweep.execution_plan import load
+
     path = study.path / "provenance.json"
     previous = json.loads(path.read_text()) if path.exists() else {}
     sessions = previous.get("sessions", []) + [session]
-    atomic_write_text(path, json.dumps(provenance_document(spec, sessions, n_trials, trials),
+    atomic_write_text(path, json.dumps(provenance_document(spec, sessions, n_trials, trials, load(study)),
                                        indent=2, default=str))
