@@ -116,7 +116,7 @@ def kernel_factors(ctx: Context) -> list[dict]:
                     ways = [Execution(precision=precision, channels_last=layout, attention_kernel=k)
                             for k in ("fused", "plain")]
                     fused, plain = _steps_per_s(cfg, ways, rounds)
-                    rows.append(figure(ITEM, f"N=49, {threads} thread(s), {ways[0].label.replace(' fused', '')}: "
+                    rows.append(figure("kernel_factors", f"N=49, {threads} thread(s), {ways[0].label.replace(' fused', '')}: "
                                        "plain / fused, one process in turns", plain / fused, "x",
                                        f"training images/s {plain:.0f} vs {fused:.0f}; depth {cfg.depth}, "
                                        f"width {cfg.width}, batch {BATCH}, {rounds} rounds"))
@@ -132,7 +132,7 @@ def kernel_factors(ctx: Context) -> list[dict]:
                     got.setdefault(kernel, []).append(q.get(timeout=600))
                     p.join()
                 plain, fused = (statistics.mean(got[k]) for k in ("plain", "fused"))
-                rows.append(figure(ITEM, f"N=49, {threads} thread(s), {precision} channels_last: plain / "
+                rows.append(figure("kernel_factors", f"N=49, {threads} thread(s), {precision} channels_last: plain / "
                                    "fused, a fresh process per kernel", plain / fused, "x",
                                    f"training images/s {plain:.0f} vs {fused:.0f}; {len(got['plain'])} "
                                    "process(es) per kernel"))
