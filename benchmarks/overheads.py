@@ -82,12 +82,14 @@ def run(ctx: Context) -> list[dict]:
         ray.shutdown()
         ray_stop = time.perf_counter() - t0
     ckpt = res["with_s"] - res["without_s"]
+    threads = torch.get_num_threads()
     torch.set_num_threads(1)
     model = create_model(MODEL)
     t0 = time.perf_counter()
     benchmark_inference(model, (1, 28, 28), batch_size=256, warmup=2, repeats=5, iters=2,
                         channels_last=True)  # as train.py calls it
     infer = time.perf_counter() - t0
+    torch.set_num_threads(threads)
     state_mb = sum(t.numel() * t.element_size() for t in _state(model)["model"].values()) * 3 / 1e6
     note = "attention p4 d4 w64 (the quick study's slowest model), 1 thread"
     return [figure(ITEM, "Ray start-up and shutdown (once per session)", ray_start + ray_stop, "s",

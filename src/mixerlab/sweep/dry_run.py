@@ -67,7 +67,7 @@ def dry_run(spec_path, results_root: Path | None = None) -> int:
         trials, later = assign(plan.trials, ways, first), assign(later, ways, first)
         kw = _loader_timing(plan, data, res.cpu, later)
         per_arm, per_later = estimate_trials(plan, data, res.cpu, res.gpu, extra=later,
-                                             trials=trials, **kw)
+                                             trials=trials, ways=ways, **kw)
         slots = concurrent_slots(machine_resources(res.gpu), res, spec.max_concurrent, len(plan.trials))
         bounds = _bounds(plan, kw) if kw else None
     print(render(spec, data, plan, per_arm, slots, per_later, bounds, _way_rows(plan, ways)))

@@ -33,13 +33,16 @@ TIME_S = 0.5  # seconds of training steps timed per configuration, at least (inf
 
 def estimate_per_trial(plan, data, cpus: float, gpu: float = 0.0, extra=(), *,
                        loader: dict[str, float] | None = None,
-                       rates_out: dict | None = None, trials=None) -> dict[str, float]:
+                       rates_out: dict | None = None, trials=None,
+                       ways: dict | None = None) -> dict[str, float]:
     """Estimated seconds of every trial of ``plan`` (and of the ``extra`` trials), by trial
     id, timed on the device the trials will use (a GPU where they ask for one and this
     machine has one). ``loader``: the streamed path's loader images/s by trial id
     (``sweep/loader_estimate.py``); a trial trains at the slower of it and its model.
     ``rates_out``: filled with each trial's (training, inference) images/s of the model.
-    ``trials``: these instead of ``plan.trials`` (set to run their ways: execution_plan.assign)."""
+    ``trials``: these instead of ``plan.trials`` (set to run their ways: execution_plan.assign).
+    ``ways``: the study's ways (execution_plan): a configuration whose way was timed there at
+    its batch takes that training rate instead of being timed again."""
     device = "cuda" if gpu and torch.cuda.is_available() else "cpu"
     n_train, n_val, n_test = len(data.train_y), len(data.val_y), len(data.test_y)
     threads = torch.get_num_threads()
@@ -54,7 +57,7 @@ def estimate_per_trial(plan, data, cpus: float, gpu: float = 0.0, extra=(), *,
             key = (cfg.model_dump_json(), t.batch_size, t.eval_batch_size, way)
             if key not in rates:
                 try:
-                    rates[key] = _rates(cfg, t, device, way)
+                    rates[key] = _rates(cfg, t, device, way, _known_rate(ways, trial, way))
                 except Exception:  # noqa: BLE001 - an estimate must never stop a sweep
                     # (a model that fails here fails in its trial, where it is recorded)
                     rates[key] = (float("nan"), float("nan"))
@@ -71,8 +74,18 @@ def estimate_per_trial(plan, data, cpus: float, gpu: float = 0.0, extra=(), *,
         torch.set_num_threads(threads)
 
 
-def _rates(cfg, t, device, way: Execution) -> tuple[float, float]:
-    """(training, inference) images/s of one configuration run ``way``, timed for a few batches."""
+def _known_rate(ways: dict | None, trial, way: Execution) -> float | None:
+    """The training images/s the study's way timing measured for this trial's way, if any."""
+    if not ways or ways.get("legacy"):
+        return None
+    from mixerlab.sweep.execution_plan import key
+
+    return ways["ways"].get(key(trial), {}).get("rates", {}).get(way.label)
+
+
+def _rates(cfg, t, device, way: Execution, train_rate: float | None = None) -> tuple[float, float]:
+    """(training, inference) images/s of one configuration run ``way``, timed for a few batches
+    (training only when ``train_rate`` is not already known)."""
     model = way.prepare(create_model(cfg))
     shape = (cfg.in_chans, cfg.image_size, cfg.image_size)
     # A model that costs many MACs per image is timed on fewer images: its rate per image no
@@ -81,20 +94,21 @@ def _rates(cfg, t, device, way: Execution) -> tuple[float, float]:
     # Medians of at least 3 steps, and of more for a fast model (up to TIME_S of timing):
     # two single-step samples let one slow step on a shared machine move a study's estimate
     # by a third.
-    train = benchmark_training(model, shape, num_classes=cfg.num_classes,
-                               batch_size=min(t.batch_size, cap), warmup=1, repeats=3, iters=1,
-                               min_time_s=TIME_S, channels_last=way.channels_last, dtype=way.dtype,
-                               device=device)
+    if train_rate is None:
+        train_rate = benchmark_training(
+            model, shape, num_classes=cfg.num_classes, batch_size=min(t.batch_size, cap), warmup=1,
+            repeats=3, iters=1, min_time_s=TIME_S, channels_last=way.channels_last,
+            dtype=way.dtype, device=device)["train_step_images_per_s"]
     infer = benchmark_inference(model, shape, batch_size=min(t.eval_batch_size, cap), warmup=1,
                                 repeats=3, iters=1, min_time_s=TIME_S / 2,
                                 channels_last=way.channels_last, dtype=way.dtype, device=device)
-    return train["train_step_images_per_s"], infer["infer_images_per_s"]
+    return train_rate, infer["infer_images_per_s"]
 
 
 def estimate_trials(plan, data, cpus: float, gpu: float = 0.0, extra=(), **kw) -> tuple[list[float], list[float]]:
     """Seconds per scientific configuration for one seed, summed over its nuisance settings;
     and the seconds of each ``extra`` trial (a later round's, timed in the same pass).
-    ``kw``: ``loader``, ``rates_out``, ``trials`` of :func:`estimate_per_trial`."""
+    ``kw``: ``loader``, ``rates_out``, ``trials``, ``ways`` of :func:`estimate_per_trial`."""
     per_trial = estimate_per_trial(plan, data, cpus, gpu, extra, **kw)
     seeds = len(plan.trials) // max(1, len(plan.arms) * len(plan.nuisance))
     out = []

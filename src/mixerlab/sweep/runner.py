@@ -89,8 +89,8 @@ def _run_locked(spec: Spec, data, plan: Plan, study: Study, spec_path, options: 
     slots, first, ran, estimate = 0, True, [], None  # what provenance.json records if refused
     try:
         slots = _slots(spec, spec_path, study, options, len(pending))
-        _ways(spec, study, plan.trials, options.address)  # timed before any trial starts
-        estimate = _estimate(spec, data, plan, _assigned(spec, study, pending), options.address)
+        ways = _ways(spec, study, plan.trials, options.address)  # timed before any trial starts
+        estimate = _estimate(spec, data, plan, _assigned(spec, study, pending), options.address, ways)
         while pending:
             ran += pending
             _run_round(spec, data, plan, study, pending, options, slots, estimate if first else None,
@@ -193,7 +193,8 @@ def _note(spec: Spec, study: Study, order: list[str]) -> str:
     return decided_text(rounds.decision_table(spec, table)) if len(measured) else ""
 
 
-def _estimate(spec: Spec, data, plan: Plan, pending: list[Trial], address: str | None) -> float | None:
+def _estimate(spec: Spec, data, plan: Plan, pending: list[Trial], address: str | None,
+              ways: dict | None = None) -> float | None:
     """The dry run's estimate of the pending trials' seconds, kept beside the real wall time
     (provenance.json), so every local CPU study checks the estimate users plan with. On a
     cluster or a GPU it would time the wrong machine, so none is made there (None)."""
@@ -201,7 +202,7 @@ def _estimate(spec: Spec, data, plan: Plan, pending: list[Trial], address: str |
         return None
     from mixerlab.sweep.estimate import estimate_per_trial
 
-    per_trial = estimate_per_trial(plan, data, spec.resources.cpu, trials=pending)
+    per_trial = estimate_per_trial(plan, data, spec.resources.cpu, trials=pending, ways=ways)
     estimate = sum(per_trial[t.trial_id] for t in pending)
     return None if math.isnan(estimate) else estimate  # a configuration could not be timed
 
