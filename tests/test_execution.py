@@ -136,3 +136,15 @@ def test_a_study_that_ran_before_ways_were_chosen_keeps_running_as_it_did(tmp_pa
     assert not saved["legacy"] and len(saved["ways"]) == 1  # two seeds, one configuration
     again = execution_plan.ensure(fresh, ts, ExecutionPins(), lambda missing: pytest.fail("timed twice"))
     assert again == saved  # a resumed study reads its ways, never re-times them
+
+
+def test_trials_start_longest_first_and_ties_keep_the_plan_order():
+    from mixerlab.sweep.runner import _longest_first, _total
+
+    ts = [trial(seed=s) for s in range(4)]
+    est = {ts[0].trial_id: 10.0, ts[1].trial_id: 30.0, ts[2].trial_id: 10.0, ts[3].trial_id: 20.0}
+    assert [t.config.seed for t in _longest_first(ts, est)] == [1, 3, 0, 2]
+    assert _total(est, ts) == 70.0
+    est[ts[2].trial_id] = float("nan")  # a configuration that could not be timed: plan order
+    assert _longest_first(ts, est) == ts and _total(est, ts) is None
+    assert _longest_first(ts, None) == ts

@@ -90,7 +90,9 @@ def _run_locked(spec: Spec, data, plan: Plan, study: Study, spec_path, options: 
     try:
         slots = _slots(spec, spec_path, study, options, len(pending))
         ways = _ways(spec, study, plan.trials, options.address)  # timed before any trial starts
-        estimate = _estimate(spec, data, plan, _assigned(spec, study, pending), options.address, ways)
+        per_trial = _estimate(spec, data, plan, _assigned(spec, study, pending), options.address, ways)
+        estimate = _total(per_trial, pending)
+        pending = _longest_first(pending, per_trial)
         while pending:
             ran += pending
             _run_round(spec, data, plan, study, pending, options, slots, estimate if first else None,
@@ -193,18 +195,33 @@ def _note(spec: Spec, study: Study, order: list[str]) -> str:
     return decided_text(rounds.decision_table(spec, table)) if len(measured) else ""
 
 
+def _total(per_trial: dict[str, float] | None, pending: list[Trial]) -> float | None:
+    """The estimated seconds of ``pending`` in all (None without a usable estimate)."""
+    if not per_trial:
+        return None
+    total = sum(per_trial[t.trial_id] for t in pending)
+    return None if math.isnan(total) else total  # a configuration could not be timed
+
+
+def _longest_first(pending: list[Trial], per_trial: dict[str, float] | None) -> list[Trial]:
+    """``pending`` with the longest estimated trials first (LPT): the short ones then fill the
+    slots at the end, instead of one long trial running alone while the others idle."""
+    if not per_trial or any(math.isnan(per_trial[t.trial_id]) for t in pending):
+        return pending
+    return sorted(pending, key=lambda t: -per_trial[t.trial_id])  # stable: ties keep plan order
+
+
 def _estimate(spec: Spec, data, plan: Plan, pending: list[Trial], address: str | None,
-              ways: dict | None = None) -> float | None:
-    """The dry run's estimate of the pending trials' seconds, kept beside the real wall time
-    (provenance.json), so every local CPU study checks the estimate users plan with. On a
-    cluster or a GPU it would time the wrong machine, so none is made there (None)."""
+              ways: dict | None = None) -> dict[str, float] | None:
+    """The dry run's estimate of each pending trial's seconds, by trial id: their sum is kept
+    beside the real wall time (provenance.json), so every local CPU study checks the estimate
+    users plan with, and the trials start longest first. On a cluster or a GPU it would time
+    the wrong machine, so none is made there (None)."""
     if address or spec.resources.gpu:
         return None
     from mixerlab.sweep.estimate import estimate_per_trial
 
-    per_trial = estimate_per_trial(plan, data, spec.resources.cpu, trials=pending, ways=ways)
-    estimate = sum(per_trial[t.trial_id] for t in pending)
-    return None if math.isnan(estimate) else estimate  # a configuration could not be timed
+    return estimate_per_trial(plan, data, spec.resources.cpu, trials=pending, ways=ways)
 
 
 def _slots(spec: Spec, spec_path, study: Study, options: SweepOptions, n_pending: int) -> int:
