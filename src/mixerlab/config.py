@@ -171,8 +171,10 @@ class TrainConfig(BaseModel):
     device: str = "auto"  # "auto" = cuda if available else cpu
     threads: int | None = Field(None, gt=0)  # CPU threads; None = what the trial was given
     compile: bool = False  # torch.compile on CUDA
-    # NHWC memory layout: 1.0-2x faster training steps for every mixer on this CPU, never
-    # slower beyond noise (benchmarks/memory_format.py); also what cuDNN prefers for convs.
+    # NHWC memory layout for a trial without a measured way (mixerlab train; studies from
+    # before ways were chosen). A sweep measures the layout per configuration
+    # (mixerlab/execution.py): channels_last is 1.5x faster for the conv mixer here, NCHW
+    # faster for the token-mixing MLP. Set in a spec, it pins the layout.
     channels_last: bool = True
     eval_batch_size: int = Field(512, gt=0)
     measure_throughput: bool = True  # time inference with mixerlab.measure after training

@@ -173,10 +173,10 @@ def render(spec: Spec, data, plan: Plan, per_arm: list[float] | None, slots: int
         lines.append(f"{plan.collapsed} grid point(s) collapsed: they differed only in factors their "
                      "mixer does not use (e.g. kernel_size for attention)")
     rows = pd.DataFrame(describe_plan(plan))
-    if bounds:  # streamed only: in-memory tables keep their columns
-        rows = pd.concat([rows, pd.DataFrame(bounds)], axis=1)
     if ways:
         rows = pd.concat([rows, pd.DataFrame(ways)], axis=1)
+    if bounds:  # streamed only: in-memory tables keep their columns
+        rows = pd.concat([rows, pd.DataFrame(bounds)], axis=1)
     rows[f"est_trial_s (x{n_set} settings)" if spec.nuisance else "est_trial_s"] = (
         float("nan") if per_arm is None else per_arm)
     with pd.option_context("display.width", 200, "display.max_columns", 40):

@@ -9,9 +9,10 @@ from torch import nn
 from mixerlab.models.layers import from_tokens, to_tokens
 from mixerlab.models.mixers.registry import register_mixer
 
-# PyTorch's fused kernel is the default everywhere. On CPU at small grids the plain form
-# below was 1.2x faster per training step in bare processes but 0.91-0.94x under the benchmark
-# harness (49 tokens; benchmarks/attention_kernels.py), so no switch is made on that evidence.
+# PyTorch's fused kernel is the default. Which is faster depends on the threads, the layout
+# and the precision (49 tokens, this CPU: 1.00x at one thread, 1.18x or 0.90x at two threads in
+# channels_last or NCHW, 3.5-4x in bf16; benchmarks/attention_kernels.py, kernel_factors), so
+# a sweep times both per configuration (mixerlab/execution.py) and sets ``kernel``.
 
 
 def plain_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
