@@ -92,7 +92,8 @@ def _run_locked(spec: Spec, data, plan: Plan, study: Study, spec_path, options: 
         ways = _ways(spec, study, plan.trials, options.address)  # timed before any trial starts
         per_trial = _estimate(spec, data, plan, _assigned(spec, study, pending), options.address, ways)
         estimate = _total(per_trial, pending)
-        pending = _longest_first(pending, per_trial)
+        if spec.scheduler.type == "none":  # ASHA's cuts depend on arrival order: the spec's
+            pending = _longest_first(pending, per_trial)
         while pending:
             ran += pending
             _run_round(spec, data, plan, study, pending, options, slots, estimate if first else None,
