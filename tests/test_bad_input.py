@@ -52,6 +52,8 @@ SPECS = [
     ("absurd-cpu", GOOD + "resources: {cpu: 100000}\n", [], "'resources.cpu'"),
     ("negative-gpu", GOOD + "resources: {gpu: -1}\n", [], "'resources.gpu'"),
     ("bad-scheduler", GOOD + "scheduler: {type: hyperband}\n", [], "'scheduler.type'"),
+    ("bad-precision-pin", GOOD + "execution: {precision: fp16}\n", [], "'execution.precision'"),
+    ("unknown-execution-key", GOOD + "execution: {compile: true}\n", [], "unknown key 'execution.compile'"),
     ("missing-data-dir", GOOD.replace("name: synthetic, synthetic_size: 64", "name: mnist, data_dir: no/such/folder"), [], "dataset.data_dir"),
     ("bad-val-fraction", GOOD.replace("synthetic_size: 64", "synthetic_size: 64, val_fraction: 1.5"), [], "'val_fraction'"),
     ("match-unknown-by", GOOD + "match: {by: flops}\n", [], "'match.by'"),

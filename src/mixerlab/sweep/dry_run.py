@@ -88,10 +88,8 @@ def _ways(spec: Spec, plan: Plan, later: list, results_root: Path | None) -> dic
         if saved is not None and (saved["legacy"] or all(
                 execution_plan.key(t) in saved["ways"] for t in [*plan.trials, *later])):
             return saved
-    device = spec.train_config().device
-    device = device if device != "auto" else ("cuda" if spec.resources.gpu else "cpu")
-    return {"legacy": False, "ways": execution_plan.measure([*plan.trials, *later], spec.pins,
-                                                            device, spec.resources.cpu)}
+    return {"legacy": False, "ways": execution_plan.measure(
+        [*plan.trials, *later], spec.pins, execution_plan.trial_device(spec), spec.resources.cpu)}
 
 
 def _way_rows(plan: Plan, ways: dict | None) -> list[dict] | None:

@@ -38,6 +38,13 @@ def key(trial: Trial) -> str:
     return hashlib.sha1(raw.encode()).hexdigest()[:12]
 
 
+def trial_device(spec) -> str:
+    """The device a spec's trials train on: its ``train.device``, else cuda where it asks for
+    GPUs, cpu otherwise (what ``train.pick_device`` finds on a worker Ray gave those)."""
+    device = spec.train_config().device
+    return device if device != "auto" else ("cuda" if spec.resources.gpu else "cpu")
+
+
 def measure(trials: list[Trial], pins: ExecutionPins, device: str, cpus: float) -> dict[str, dict]:
     """The way of every configuration among ``trials``, by :func:`key`, with its candidates'
     training images/s; timed with ``cpus`` threads, as a trial runs."""

@@ -120,14 +120,14 @@ def _ways(spec: Spec, study: Study, trials: list[Trial], address: str | None) ->
 
     from mixerlab.sweep import execution_plan
 
-    res, device = spec.resources, spec.train_config().device
-    device = device if device != "auto" else ("cuda" if res.gpu else "cpu")
+    res, device = spec.resources, execution_plan.trial_device(spec)
     if address is None or spec.pins.all_pinned:  # nothing to time where every choice is pinned
-        return execution_plan.ensure(study, trials, spec.pins, lambda missing: execution_plan.measure(
-            missing, spec.pins, device, res.cpu))
-    timer = ray.remote(num_cpus=res.cpu, num_gpus=res.gpu)(execution_plan.measure)
+        timer = execution_plan.measure
+    else:
+        task = ray.remote(num_cpus=res.cpu, num_gpus=res.gpu)(execution_plan.measure)
+        timer = lambda *args: ray.get(task.remote(*args))  # noqa: E731
     return execution_plan.ensure(study, trials, spec.pins,
-                                 lambda missing: ray.get(timer.remote(missing, spec.pins, device, res.cpu)))
+                                 lambda missing: timer(missing, spec.pins, device, res.cpu))
 
 
 def _assigned(spec: Spec, study: Study, trials: list[Trial]) -> list[Trial]:
