@@ -30,7 +30,15 @@ from mixerlab.convergence import STILL_CLIMBING, still_climbing
 CONVMIXER = "ConvMixer (Trockman & Kolter, arXiv:2201.09792)"
 METAFORMER = "MetaFormer baselines (Yu et al., arXiv:2210.13452, Table 1)"
 REAL = ("attention", "mlp", "conv")  # the mixers that mix tokens (identity is the control)
-BUDGET_STUDIES = ("budget", "budget_long")  # the same four arms on the same data at 1 to 30 epochs
+# The same arms on the same data at 1 to 30 epochs: studies 7 and 10, and study 13's
+# replication of attention - conv at 10 and 30 epochs on fresh seeds (its gaps are labelled
+# apart, so each is compared with its own smaller budget).
+BUDGET_STUDIES = ("budget", "budget_long", "mixer_confirm")
+# The answer's alpha, shared (weighted Bonferroni) when a confirmatory study is given: its gaps
+# hold CONFIRMATORY_SHARE of it, the exploratory gaps the rest, equal shares within each.
+# Fixed with study 13's spec (ablations/mixer_confirm.yaml), before any of its trials finished.
+CONFIRMATORY_SHARE = 0.8
+CONFIRMED = " [fresh seeds]"  # the label of study 13's gaps
 
 
 def _mixer_gaps(study: str, at: dict, where: str, mixers=REAL) -> list[Gap]:
@@ -62,6 +70,13 @@ def claim_list(frames: dict[str, pd.DataFrame]) -> list[Claim]:
         out.append(Claim(f"Any token mixing beats none (full training set, {e} epochs): conv beats the identity "
                          "control", METAFORMER, "beats",
                          [Gap("budget_long", {"variant": "conv"}, {"variant": "identity"}, f"conv - identity ({e} ep)")]))
+    if "mixer_confirm" in frames:  # study 13: confirmatory, stated in its spec before its numbers
+        for e in sorted(frames["mixer_confirm"]["epochs"].unique()):
+            out.append(Claim(f"Confirmed on fresh seeds ({int(e)} epochs): the mixer matters little: attention "
+                             "and the depthwise conv within the ROPE", CONVMIXER, "within",
+                             [Gap("mixer_confirm", {"variant": "attention", "epochs": e},
+                                  {"variant": "conv", "epochs": e}, f"attention - conv{CONFIRMED} ({int(e)} ep)")],
+                             confirmatory=True))
     if "baselines" in frames:
         for m, who in (("conv", CONVMIXER), ("pool", METAFORMER), ("random", METAFORMER)):
             out.append(Claim(f"{m} mixing beats no mixing (the identity control)", who, "beats",
@@ -170,10 +185,22 @@ def settled(gaps: pd.DataFrame) -> pd.Series:
     return out
 
 
+def weights(claims: list[Claim]) -> np.ndarray | None:
+    """Each gap's share of the family's alpha: equal shares (None) without a confirmatory
+    claim; else CONFIRMATORY_SHARE split equally among the confirmatory gaps and the rest among
+    the exploratory ones."""
+    kinds = [c.confirmatory for c in claims for _ in c.gaps]
+    n_conf = sum(kinds)
+    if not n_conf or n_conf == len(kinds):
+        return None
+    return np.array([CONFIRMATORY_SHARE / n_conf if k else (1 - CONFIRMATORY_SHARE) / (len(kinds) - n_conf)
+                     for k in kinds])
+
+
 def evaluate(claims: list[Claim], frames: dict[str, pd.DataFrame]) -> tuple[pd.DataFrame, pd.DataFrame]:
     """(one row per claim with its verdict, one row per gap of the family)."""
     pairs = [(g, paired_diffs(frames[g.study], g.a, g.b)) for c in claims for g in c.gaps]
-    gaps = family(pairs)
+    gaps = family(pairs, weights=weights(claims))
     gaps.insert(0, "claim", [i for i, c in enumerate(claims) for _ in c.gaps])
     gaps["epochs"] = [_epochs(frames[g.study], g.a) for g, _ in pairs]
     gaps["late gain a"] = [_gain(frames[g.study], g.a) for g, _ in pairs]
@@ -190,11 +217,26 @@ def evaluate(claims: list[Claim], frames: dict[str, pd.DataFrame]) -> tuple[pd.D
         stopped = bool(mine["settled"].notna().all() and mine["settled"].astype(bool).all())
         verdict = (says if stopped else "undecided (arms still climbing)" if climbing
                    else "undecided (convergence not measured)" if unknown else says)
-        rows.append({"claim": c.text, "source": c.source, "kind": c.kind, "studies": ", ".join(sorted(set(mine["study"]))),
+        rows.append({"claim": c.text, "source": c.source, "kind": c.kind,
+                     "family": "confirmatory" if c.confirmatory else "exploratory",
+                     "studies": ", ".join(sorted(set(mine["study"]))),
                      "intervals say": says, "largest late gain": gains.max(),
                      "gaps settled": "yes" if stopped else "no" if mine["settled"].notna().any() else "",
                      "verdict": verdict})
     return pd.DataFrame(rows), gaps.drop(columns="kind")
+
+
+def _shares(table: pd.DataFrame, gaps: pd.DataFrame) -> str:
+    """How the family's alpha is shared, from the gaps' own confidence levels."""
+    if "confidence" not in gaps or gaps["confidence"].nunique() <= 1:
+        conf = gaps["confidence"].iloc[0] if "confidence" in gaps and len(gaps) else 1 - ALPHA
+        return f"Bonferroni, each interval at {conf:.2%}"
+    conf_claims = set(table.index[table["family"] == "confirmatory"])
+    is_conf = gaps["claim"].isin(conf_claims)
+    parts = [f"{int(sel.sum())} {name} gap(s) at {gaps.loc[sel, 'confidence'].iloc[0]:.2%} each "
+             f"(alpha {(1 - gaps.loc[sel, 'confidence']).sum():.3g} in all)"
+             for name, sel in (("confirmatory", is_conf), ("exploratory", ~is_conf)) if sel.any()]
+    return "weighted Bonferroni: " + ", ".join(parts)
 
 
 def summary(table: pd.DataFrame, gaps: pd.DataFrame) -> list[str]:
@@ -208,7 +250,8 @@ def summary(table: pd.DataFrame, gaps: pd.DataFrame) -> list[str]:
     by = ", ".join(f"{n} {v}" for v, n in counts.items())
     k = table["studies"].str.split(", ").explode().nunique()
     lines = [f"{len(table)} claims over {k} stud{'y' if k == 1 else 'ies'}, "
-             f"decided in one family of {len(gaps)} seed-paired gaps (Bonferroni, ROPE +-{ROPE:g} point): {by}."]
+             f"decided in one family of {len(gaps)} seed-paired gaps ({_shares(table, gaps)}; "
+             f"ROPE +-{ROPE:g} point): {by}."]
     if len(gains):
         lines.append(f"Largest late validation gain per claim: {gains.min():.1f} to {gains.max():.1f} points "
                      f"(still climbing above {STILL_CLIMBING:g}).")
@@ -228,14 +271,17 @@ def render(table: pd.DataFrame, gaps: pd.DataFrame) -> list[str]:
     if not len(table):
         return ["## Claims and verdicts", "", "None of the studies a claim reads was given, so no claim "
                 "is decided (each claim names its studies in analysis/patches_claims.py).", ""]
-    m, conf = gaps.attrs.get("m", len(gaps)), gaps.attrs.get("confidence", 1 - ALPHA)
+    m = gaps.attrs.get("m", len(gaps))
     lines = ["## Claims and verdicts", "",
              f"Each claim is a rule written before its numbers: **beats** (a is better than b) agrees when the "
              f"gap's adjusted interval lies above 0, disagrees below 0, is **equivalent** inside the region of "
              f"practical equivalence (ROPE, +-{ROPE:g} point), else undecided; **within** (the arms are practically "
              f"the same) agrees when every gap lies inside the ROPE, disagrees when one lies wholly outside it. "
-             f"One family for the whole answer: {m} seed-paired gaps, each interval at {conf:.2%} "
-             f"(Bonferroni, alpha {ALPHA:g} / {m}), Holm's p over the same family beside it. A verdict is drawn "
+             f"One family for the whole answer: {m} seed-paired gaps ({_shares(table, gaps)}; alpha {ALPHA:g} "
+             "in all), Holm's p over the same family beside it (weighted as the intervals are). A "
+             "confirmatory claim was stated, with its study, before any of its numbers existed and is tested "
+             "on seeds no other claim used; the exploratory claims are the ones earlier studies suggested. "
+             "A verdict is drawn "
              f"only from arms that converged: an arm whose validation accuracy still rose more than "
              f"{STILL_CLIMBING:g} points over its last 20% of training makes the claim undecided, whatever its "
              "interval says (column 'intervals say': what the interval would decide at this budget), unless "
@@ -247,13 +293,14 @@ def render(table: pd.DataFrame, gaps: pd.DataFrame) -> list[str]:
              "### Every gap of the family", "",
              markdown_table(gaps.assign(claim=gaps["claim"] + 1).rename(
                  columns={"diff": "a - b (points)", "lo": "adj. lo", "hi": "adj. hi", "p": "p (unadjusted)",
-                          "p_holm": "Holm p"})), "",
+                          "p_holm": "Holm p", "confidence": "interval level"})), "",
              "(claim: the row number in the table above.)", ""]
     trend = budget_trend(gaps)
     if len(trend):
         lines += ["### The decisive comparison as training grows", "",
                   "The budget studies' gaps (same four arms at equal parameters, same full training split, "
-                  "each arm at its own validation-chosen lr) by training length: seed-paired difference in "
+                  "each arm at its own validation-chosen lr; rows marked [fresh seeds]: study 13's "
+                  "confirmatory replication, seeds 4-6, both arms at lr 0.03) by training length: seed-paired difference in "
                   "points with its adjusted interval from the family above, the number of seed pairs, and the "
                   "larger late validation gain of its two arms (above "
                   f"{STILL_CLIMBING:g}: still climbing). Whether a gap shrinks, holds or grows with training "

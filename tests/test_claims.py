@@ -154,3 +154,56 @@ def test_limits_text_counts_what_the_compared_trials_hold():
     assert text.startswith("Data: synthetic (28 px). Models of 76k to 282k parameters")
     assert "2,000 to 5,000 training images, 10 to 30 epochs; 3 to 6 seeds per compared arm" in text
     assert "(18 compared trials in 2 comparisons)" in text
+
+
+def test_weighted_family_shares_alpha_and_weighted_holm_reduces_to_holm():
+    """Weighted Bonferroni: gap i's interval at 1 - alpha w_i; weighted Holm (Holm 1979) with
+    equal weights is the plain procedure, and by hand otherwise (synthetic differences)."""
+    from mixerlab.analysis.stats import holm
+
+    rng = np.random.default_rng(2)
+    diffs = [pd.Series(rng.normal(mu, 0.5, 4)) for mu in (2.0, 0.3, 0.1)]
+    w = np.array([0.8, 0.1, 0.1])
+    out = family([(Gap("s", {}, {}, str(i)), d) for i, d in enumerate(diffs)], alpha=0.05, weights=w)
+    for r, d, wi in zip(out.itertuples(), diffs, w):
+        half = stats.t.ppf(1 - 0.05 * wi / 2, 3) * d.std(ddof=1) / np.sqrt(4)
+        assert r.hi - r.lo == pytest.approx(2 * half) and r.confidence == pytest.approx(1 - 0.05 * wi)
+    equal = family([(Gap("s", {}, {}, str(i)), d) for i, d in enumerate(diffs)], alpha=0.05)
+    assert (out.iloc[0]["hi"] - out.iloc[0]["lo"]) < (equal.iloc[0]["hi"] - equal.iloc[0]["lo"])
+    assert (out.iloc[1]["hi"] - out.iloc[1]["lo"]) > (equal.iloc[1]["hi"] - equal.iloc[1]["lo"])
+    p = [0.01, 0.04, 0.03]
+    assert holm(p, [1, 1, 1]).tolist() == pytest.approx(holm(p).tolist())
+    # Order by p / w: 0.01/0.8 = 0.0125 (all weight left: 1.0), 0.03/0.1 = 0.3 (left 0.2),
+    # 0.04/0.1 = 0.4 (left 0.1); adjusted 0.0125, max(0.3*0.2, .)=0.06, max(0.4*0.1, 0.06)=0.06.
+    assert holm(p, [0.8, 0.1, 0.1]).tolist() == pytest.approx([0.0125, 0.06, 0.06])
+    with pytest.raises(ValueError, match="summing to 1"):
+        family([(Gap("s", {}, {}, "0"), diffs[0])], weights=[0.5])
+
+
+def test_confirmatory_gaps_get_their_share_and_the_rest_share_what_is_left():
+    """analysis/patches_claims.weights: equal shares without a confirmatory claim; with one,
+    CONFIRMATORY_SHARE among its gaps and the rest among the exploratory ones."""
+    from mixerlab.analysis.claims import Claim
+
+    mod = _analysis_module("patches_claims")
+    g = Gap("s", {}, {}, "x")
+    explore = [mod.Claim("e", "", "beats", [g, g, g, g])]
+    assert mod.weights(explore) is None
+    w = mod.weights(explore + [Claim("c", "", "within", [g, g], confirmatory=True)])
+    share = mod.CONFIRMATORY_SHARE
+    assert w.tolist() == pytest.approx([(1 - share) / 4] * 4 + [share / 2] * 2) and w.sum() == pytest.approx(1)
+
+
+def test_the_confirmatory_gap_settles_against_its_own_smaller_budget():
+    """Study 13's gaps are labelled apart, so its 30-epoch gap is compared with its own 10-epoch
+    gap, never with study 7's (synthetic numbers)."""
+    settled = _analysis_module("patches_claims").settled
+    rows = [("budget", "attention - conv (10 ep)", 10, -2.5, -4.6, -0.4),
+            ("mixer_confirm", "attention - conv [fresh seeds] (10 ep)", 10, -2.4, -3.0, -1.8),
+            ("mixer_confirm", "attention - conv [fresh seeds] (30 ep)", 30, -1.9, -2.7, -1.1),
+            ("budget_long", "attention - conv (30 ep)", 30, -1.9, -5.0, 1.2)]
+    gaps = pd.DataFrame(rows, columns=["study", "gap", "epochs", "diff", "lo", "hi"]).assign(kind="within")
+    got = settled(gaps).tolist()
+    assert pd.isna(got[0]) and pd.isna(got[1])
+    assert got[2] is True    # both of its own intervals wholly outside the ROPE
+    assert got[3] is True    # study 10's: within the ROPE of study 7's, both intervals undecided

@@ -14,7 +14,10 @@ test accuracy in points, matched by seed) and a kind:
 One family for the whole answer: with ``m`` gaps in all, each interval is a paired t-interval
 at confidence ``1 - alpha / m`` (Bonferroni), so every interval statement the verdicts read
 holds at once with probability at least ``1 - alpha``; Holm-adjusted p-values of the same
-family (Holm 1979) are listed beside them. Bonferroni intervals are wide with few seeds; that
+family (Holm 1979) are listed beside them. A family may share ``alpha`` unequally (weighted
+Bonferroni: gap i's interval at ``1 - alpha w_i`` with the weights summing to 1; still at
+most ``alpha`` in all, under any dependence), e.g. most of it to a confirmatory replication
+stated before its numbers and the rest to the exploratory gaps that suggested it. Bonferroni intervals are wide with few seeds; that
 is the price of ~20 statements at once, and the reason a verdict can be "undecided".
 
 Convergence gates a verdict: an arm still climbing when its training ended
@@ -56,6 +59,9 @@ class Claim:
     source: str  # who claims it, with the citation
     kind: str  # "beats" or "within"
     gaps: list[Gap] = field(default_factory=list)
+    # A confirmatory claim: stated, with its study, before any of its numbers existed, and
+    # tested on trials no exploratory claim used (its share of alpha: the answer's weights).
+    confirmatory: bool = False
 
 
 def select(df: pd.DataFrame, at: dict) -> pd.DataFrame:
@@ -74,29 +80,33 @@ def paired_diffs(df: pd.DataFrame, a: dict, b: dict, metric: str = "test_acc") -
     return (sa[shared] - sb[shared]).astype(float)
 
 
-def family(gaps: list[tuple[Gap, pd.Series]], alpha: float = ALPHA) -> pd.DataFrame:
+def family(gaps: list[tuple[Gap, pd.Series]], alpha: float = ALPHA, weights=None) -> pd.DataFrame:
     """Every gap of the answer with its mean, its unadjusted p, Holm's p over the family and
-    its Bonferroni interval at ``1 - alpha / m``."""
+    its Bonferroni interval at ``1 - alpha / m``; with ``weights`` (one per gap, summing to 1)
+    gap i's interval is at ``1 - alpha w_i`` and Holm's p is the weighted Holm's."""
     m = max(len(gaps), 1)
+    w = np.full(len(gaps), 1 / m) if weights is None else np.asarray(weights, float)
+    if len(w) != len(gaps) or (w <= 0).any() or (len(gaps) and not np.isclose(w.sum(), 1.0)):
+        raise ValueError("family: give one positive weight per gap, summing to 1")
     rows = []
-    for gap, d in gaps:
+    for (gap, d), wi in zip(gaps, w):
         n, mean = len(d), float(d.mean()) if len(d) else np.nan
         sd = float(d.std(ddof=1)) if n > 1 else np.nan
         se = sd / np.sqrt(n) if n > 1 else np.nan
         if n > 1 and se > 0:
             p = float(2 * stats.t.sf(abs(mean) / se, n - 1))
-            half = float(stats.t.ppf(1 - alpha / (2 * m), n - 1) * se)
+            half = float(stats.t.ppf(1 - alpha * wi / 2, n - 1) * se)
         elif n > 1:  # identical differences on every seed: no spread to test against
             p, half = (0.0 if mean != 0 else 1.0), 0.0
         else:
             p, half = np.nan, np.nan
         rows.append({"study": gap.study, "gap": gap.label, "n_seeds": n, "diff": mean,
-                     "lo": mean - half, "hi": mean + half, "p": p})
+                     "lo": mean - half, "hi": mean + half, "p": p, "confidence": 1 - alpha * wi})
     out = pd.DataFrame(rows)
     if len(out):
         ok = out["p"].notna()
         out["p_holm"] = np.nan
-        out.loc[ok, "p_holm"] = holm(out.loc[ok, "p"].to_numpy())
+        out.loc[ok, "p_holm"] = holm(out.loc[ok, "p"].to_numpy(), w[ok.to_numpy()])
     out.attrs["m"], out.attrs["confidence"] = m, 1 - alpha / m
     return out
 

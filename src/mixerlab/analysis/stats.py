@@ -197,22 +197,30 @@ def _by_seed(arm: pd.DataFrame, metric: str) -> pd.Series | None:
     return arm.set_index("seed")[metric]
 
 
-def holm(pvalues) -> np.ndarray:
+def holm(pvalues, weights=None) -> np.ndarray:
     """Holm's step-down adjusted p-values (Holm 1979); NaN entries stay NaN and are not counted.
 
     The i-th smallest of m p-values becomes max over j <= i of (m - j + 1) p_(j), capped at 1:
     the same numbers as statsmodels' ``multipletests(method="holm")``, written out because
     that function runs a full ``gc.collect()`` on every call (0.4 s with torch loaded), and
-    reports and every adaptive round call this dozens of times."""
+    reports and every adaptive round call this dozens of times.
+
+    ``weights`` (positive, one per p-value) give the weighted Holm procedure of the same paper:
+    the tests are ordered by p / w and the j-th becomes max over k <= j of p_(k) / w_(k) times
+    the weight of the tests not yet rejected before it (sum of w_(l), l >= k). Equal weights
+    give the plain procedure."""
     p = np.asarray(pvalues, float)
     out = np.full_like(p, np.nan)
     ok = ~np.isnan(p)
     if ok.any():
         q = p[ok]
-        order = np.argsort(q, kind="stable")
-        m = len(q)
-        adjusted = np.minimum(np.maximum.accumulate(q[order] * np.arange(m, 0, -1)), 1.0)
-        back = np.empty(m)
+        w = np.ones_like(q) if weights is None else np.asarray(weights, float)[ok]
+        if (w <= 0).any():
+            raise ValueError("holm: every weight must be positive")
+        order = np.argsort(q / w, kind="stable")
+        left = np.cumsum(w[order][::-1])[::-1]  # the weight of the tests from k on
+        adjusted = np.minimum(np.maximum.accumulate(q[order] / w[order] * left), 1.0)
+        back = np.empty(len(q))
         back[order] = adjusted
         out[ok] = back
     return out
