@@ -10,6 +10,10 @@ largest checkpoint and the slowest forward pass), one thread, as its trials run:
   study folder), against ``tune.report`` alone, both inside one real Tune trial.
 * **inference timing**: ``measure.benchmark_inference`` as ``train`` calls it after training;
   with ways chosen per configuration only the first measured seed runs it.
+* **a trial worker's imports**: every trial is a fresh Ray worker process that imports the
+  trainable (``mixerlab.sweep.trainable``) before it trains; timed in fresh interpreters,
+  alternated with the same import plus timm (what a worker loaded before mixerlab stopped
+  importing timm for its own models: timm loads torchvision and torch._dynamo).
 
     python benchmarks/overheads.py [--quick]
 """
@@ -17,6 +21,8 @@ largest checkpoint and the slowest forward pass), one thread, as its trials run:
 from __future__ import annotations
 
 import statistics
+import subprocess
+import sys
 import tempfile
 import time
 from pathlib import Path
@@ -62,6 +68,23 @@ def _trial(config: dict) -> None:
                  "without_s": statistics.median(times["without"])})
 
 
+def _import_s(extra: str) -> float:
+    """Seconds a fresh interpreter takes to import the trainable (and ``extra``)."""
+    code = ("import time; t = time.perf_counter(); import mixerlab.sweep.trainable" + extra +
+            "; print(time.perf_counter() - t)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=300)
+    return float(out.stdout.strip().splitlines()[-1])
+
+
+def worker_imports(n: int) -> tuple[float, float]:
+    """(median import time of the trainable, the same with timm), ``n`` of each, alternated."""
+    now, before = [], []
+    for _ in range(n):
+        now.append(_import_s(""))
+        before.append(_import_s("; import timm"))
+    return statistics.median(now), statistics.median(before)
+
+
 def run(ctx: Context) -> list[dict]:
     import ray
     from ray import tune
@@ -90,6 +113,7 @@ def run(ctx: Context) -> list[dict]:
                         channels_last=True)  # as train.py calls it
     infer = time.perf_counter() - t0
     torch.set_num_threads(threads)
+    imports, with_timm = worker_imports(1 if ctx.quick else 7)
     state_mb = sum(t.numel() * t.element_size() for t in _state(model)["model"].values()) * 3 / 1e6
     note = "attention p4 d4 w64 (the quick study's slowest model), 1 thread"
     return [figure(ITEM, "Ray start-up and shutdown (once per session)", ray_start + ray_stop, "s",
@@ -98,7 +122,10 @@ def run(ctx: Context) -> list[dict]:
                    f"median of {n} each, alternated, one real Tune trial; ~{state_mb:.1f} MB of state; {note}"),
             figure(ITEM, "tune.report without checkpoint", res["without_s"], "s", f"median of {n}"),
             figure(ITEM, "inference timing after training", infer, "s",
-                   f"measure.benchmark_inference as train.py calls it; {note}")]
+                   f"measure.benchmark_inference as train.py calls it; {note}"),
+            figure(ITEM, "a trial worker's imports", imports, "s",
+                   f"fresh interpreter, import mixerlab.sweep.trainable; with timm as well {with_timm:.2f} s "
+                   f"({with_timm / imports:.2f}x); medians, alternated")]
 
 
 def main() -> None:

@@ -123,3 +123,54 @@ def test_irrelevant_factors_collapse():
     assert "kernel_size" not in relevant_factors(a)
     assert canonical(a) == canonical(b)
     assert canonical(ModelConfig(kernel_size=3)) != canonical(ModelConfig(kernel_size=9))
+
+
+@pytest.mark.parametrize("shape,std", [((64, 64), 0.02), ((10, 3, 5, 5), 0.02), ((7,), 1.0)])
+def test_trunc_normal_is_timms_bit_for_bit(shape, std):
+    """mixerlab's init is timm's draw for draw (PyTorch 2.14's own trunc_normal_ is not), so
+    every committed trial keeps its initial weights."""
+    from timm.layers import trunc_normal_ as timms
+
+    from mixerlab.models.init import trunc_normal_
+
+    torch.manual_seed(3)
+    want = timms(torch.empty(shape), std=std)
+    torch.manual_seed(3)
+    assert torch.equal(trunc_normal_(torch.empty(shape), std=std), want)
+    torch.manual_seed(3)
+    assert not torch.equal(torch.nn.init.trunc_normal_(torch.empty(shape), std=std), want)
+
+
+def test_layernorm2d_is_timms():
+    from timm.layers import LayerNorm2d as Timms
+
+    from mixerlab.models.layers import LayerNorm2d
+
+    ours, theirs = LayerNorm2d(6), Timms(6)
+    with torch.no_grad():
+        for p in (*ours.parameters(), *theirs.parameters()):
+            p.copy_(torch.linspace(-1, 1, 6))
+    x = torch.randn(2, 6, 5, 5)
+    assert ours.eps == theirs.eps == 1e-6
+    assert ours.state_dict().keys() == theirs.state_dict().keys()
+    assert torch.equal(ours(x), theirs(x))
+
+
+def test_a_trial_of_the_skeleton_never_imports_timm():
+    """timm (torchvision and torch._dynamo with it) costs every trial worker about 2 s; a
+    trial of mixerlab's own models must not load it (a reference architecture still does)."""
+    import subprocess
+    import sys
+
+    code = ("import sys, torch\n"
+            "import mixerlab.sweep.trainable, mixerlab.train\n"
+            "from mixerlab.config import ModelConfig\n"
+            "from mixerlab.models import create_model\n"
+            "for mixer in ('conv', 'attention', 'mlp'):\n"
+            "    create_model(ModelConfig(mixer=mixer, width=16, depth=1, norm='layer'))(torch.randn(2, 1, 28, 28))\n"
+            "bad = sorted(m for m in sys.modules if m.split('.')[0] in ('timm', 'torchvision'))\n"
+            "assert not bad, bad[:5]\n"
+            "create_model(ModelConfig(model='vit_64_6_h4_p4'))\n"
+            "assert 'timm' in sys.modules\n")
+    run = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert run.returncode == 0, run.stderr

@@ -52,12 +52,17 @@ def git_commit() -> str:
 
 
 def versions() -> dict:
-    import timm
+    # timm's version from its metadata: importing timm costs a trial worker about 2 s.
+    from importlib.metadata import PackageNotFoundError, version
 
+    try:
+        timm_version = version("timm")
+    except PackageNotFoundError:
+        timm_version = "not installed"
     out = {
         "mixerlab_version": mixerlab.__version__,
         "torch_version": torch.__version__,
-        "timm_version": timm.__version__,
+        "timm_version": timm_version,
         "python_version": platform.python_version(),
         "git_commit": git_commit(),
     }

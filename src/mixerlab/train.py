@@ -20,9 +20,6 @@ from collections.abc import Callable
 import numpy as np
 import torch
 import torch.nn.functional as F
-from timm.data import Mixup
-from timm.loss import SoftTargetCrossEntropy
-from timm.utils import ModelEmaV3
 
 from mixerlab import execution, measure, provenance
 from mixerlab.config import HOW_FIELDS, ModelConfig, TrialConfig
@@ -121,11 +118,21 @@ def train(cfg: TrialConfig, *, data: Dataset | None = None, on_epoch: OnEpoch | 
 
     opt = torch.optim.AdamW(model.parameters(), lr=t.lr, weight_decay=t.weight_decay)
     sched = make_scheduler(opt, t, steps_per_epoch=len(train_loader))
-    ema = ModelEmaV3(model, decay=t.ema) if t.ema else None
-    mixup = (Mixup(mixup_alpha=t.mixup, cutmix_alpha=t.cutmix, label_smoothing=t.label_smoothing,
-                   num_classes=data.num_classes) if (t.mixup or t.cutmix) else None)
-    criterion = SoftTargetCrossEntropy() if mixup else torch.nn.CrossEntropyLoss(
-        label_smoothing=t.label_smoothing)
+    ema, mixup = None, None
+    # timm is imported only when a recipe asks for its EMA or Mixup: importing it loads
+    # torchvision and torch._dynamo, about half of a trial worker's start-up (models/reference.py, `_timm`).
+    if t.ema:
+        from timm.utils import ModelEmaV3
+        ema = ModelEmaV3(model, decay=t.ema)
+    if t.mixup or t.cutmix:
+        from timm.data import Mixup
+        mixup = Mixup(mixup_alpha=t.mixup, cutmix_alpha=t.cutmix, label_smoothing=t.label_smoothing,
+                      num_classes=data.num_classes)
+    if mixup:
+        from timm.loss import SoftTargetCrossEntropy
+        criterion = SoftTargetCrossEntropy()
+    else:
+        criterion = torch.nn.CrossEntropyLoss(label_smoothing=t.label_smoothing)
 
     history, start_epoch, train_time = [], 0, 0.0
     state = checkpoint.load() if checkpoint is not None else None

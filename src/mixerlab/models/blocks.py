@@ -11,10 +11,10 @@ stage of the pyramid and the isotropic trunk are the same code at another grid a
 from __future__ import annotations
 
 import torch
-from timm.layers import trunc_normal_
 from torch import nn
 
 from mixerlab.config import ModelConfig
+from mixerlab.models.init import trunc_normal_
 from mixerlab.models.layers import ChannelMlp, make_norm
 from mixerlab.models.mixers import get_mixer
 

@@ -8,10 +8,25 @@ pooling mixers use it natively, token mixers reshape to (B, N, C) inside.
 from __future__ import annotations
 
 import torch
-from timm.layers import LayerNorm2d
 from torch import nn
+from torch.nn import functional as F
 
 from mixerlab.errors import ConfigError
+
+
+class LayerNorm2d(nn.LayerNorm):
+    """LayerNorm over the channels of an NCHW tensor, at every position: timm's
+    ``timm.layers.LayerNorm2d`` (same eps 1e-6, same parameters and state dict, same
+    arithmetic; tests/test_models.py checks them equal), written here so that building a model
+    does not import timm (torchvision and torch._dynamo with it, ~2 s per trial worker)."""
+
+    def __init__(self, num_channels: int, eps: float = 1e-6, affine: bool = True):
+        super().__init__(num_channels, eps=eps, elementwise_affine=affine)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = F.layer_norm(x.permute(0, 2, 3, 1), self.normalized_shape, self.weight, self.bias, self.eps)
+        return x.permute(0, 3, 1, 2)
+
 
 NORMS = {
     # ConvMixer uses BatchNorm after every layer (Trockman & Kolter 2022, Sec. 2).
