@@ -368,3 +368,10 @@ def test_real_fashion_mnist_normalises_to_zero_mean_unit_std(fashion):
     for xb, _ in loader:
         total, sq, n = total + xb.double().sum(), sq + (xb.double() ** 2).sum(), n + xb.numel()
     assert abs(total / n) < 0.01 and abs((sq / n).sqrt() - 1) < 0.01
+
+
+def test_idx_class_names_are_torchvisions():
+    """mixerlab keeps torchvision's class names so a trial need not import torchvision."""
+    from torchvision.datasets import MNIST, FashionMNIST
+
+    assert idx_source.CLASSES == {"FashionMNIST": FashionMNIST.classes, "MNIST": MNIST.classes}

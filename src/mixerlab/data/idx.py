@@ -47,12 +47,25 @@ def _file(folder: Path, stem: str) -> Path | None:
     return next((folder / n for n in (stem + ".gz", stem) if (folder / n).is_file()), None)
 
 
-def _fetch(tv_class):
+# torchvision's class names (tests/test_data.py checks them equal). Written here because
+# importing torchvision.datasets loads torchvision (and torch._dynamo), about 1.5 s of every
+# trial worker's start-up; torchvision is imported only to download (its mirrors and md5 sums).
+CLASSES = {
+    "FashionMNIST": ["T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt", "Sneaker",
+                     "Bag", "Ankle boot"],
+    "MNIST": ["0 - zero", "1 - one", "2 - two", "3 - three", "4 - four", "5 - five", "6 - six", "7 - seven",
+              "8 - eight", "9 - nine"],
+}
+
+
+def _fetch(tv_name: str):
     """Fetch the four files into a folder with torchvision's mirror list and md5 sums."""
 
     def fetch(dest: Path) -> None:
+        import torchvision.datasets
         from torchvision.datasets import utils  # looked up at call time: tests replace it
 
+        tv_class = getattr(torchvision.datasets, tv_name)
         for filename, md5 in tv_class.resources:
             for i, mirror in enumerate(tv_class.mirrors):
                 try:
@@ -65,17 +78,17 @@ def _fetch(tv_class):
     return fetch
 
 
-def _load(name: str, cfg, tv_class, mean: float, std: float, flip: bool, fix: str) -> RawSplits:
+def _load(name: str, cfg, tv_name: str, mean: float, std: float, flip: bool, fix: str) -> RawSplits:
     dirs = locate.candidates(name, cfg.data_dir, system=DEBIAN_ROOT / name)
     folder = locate.find(dirs, lambda d: all(_file(d, s) for s in FILES))
     if folder is None:
         try:
-            folder = locate.download(name, _fetch(tv_class))
+            folder = locate.download(name, _fetch(tv_name))
         except (OSError, RuntimeError) as err:
             needs = ", ".join(s + "[.gz]" for s in FILES)
             raise locate.not_found(name, dirs, needs, err, fix) from None
     tx, ty, vx, vy = (torch.from_numpy(read_idx(_file(folder, s)).copy()) for s in FILES)
-    classes = list(tv_class.classes)
+    classes = list(CLASSES[tv_name])
     for x, y, split in ((tx, ty, "train"), (vx, vy, "t10k")):
         labels_ok = len(y) == 0 or 0 <= int(y.min()) <= int(y.max()) < len(classes)
         if x.dim() != 3 or x.dtype != torch.uint8 or y.shape != (len(x),) or not labels_ok:
@@ -88,11 +101,9 @@ def _load(name: str, cfg, tv_class, mean: float, std: float, flip: bool, fix: st
 @register_dataset("fashion-mnist")
 def fashion_mnist(cfg) -> RawSplits:
     """Zalando's Fashion-MNIST: 60k/10k 28x28 grey images of clothing, 10 classes."""
-    from torchvision.datasets import FashionMNIST
-
     # Mean/std of the 60k training images (tests/test_data.py recomputes them from the data).
     # Clothes are left-right symmetric, so a horizontal flip keeps the label.
-    return _load("fashion-mnist", cfg, FashionMNIST, 0.2860, 0.3530, flip=True,
+    return _load("fashion-mnist", cfg, "FashionMNIST", 0.2860, 0.3530, flip=True,
                  fix="apt-get install dataset-fashion-mnist (Debian), or pass --data-dir DIR "
                      "(or set MIXERLAB_DATA=DIR) for a folder holding the four IDX files")
 
@@ -100,9 +111,7 @@ def fashion_mnist(cfg) -> RawSplits:
 @register_dataset("mnist")
 def mnist(cfg) -> RawSplits:
     """MNIST digits: 60k/10k 28x28 grey images, 10 classes. Digits are never flipped."""
-    from torchvision.datasets import MNIST
-
     # 0.1307/0.3081: the training-set statistics used by PyTorch's MNIST example.
-    return _load("mnist", cfg, MNIST, 0.1307, 0.3081, flip=False,
+    return _load("mnist", cfg, "MNIST", 0.1307, 0.3081, flip=False,
                  fix="pass --data-dir DIR (or set MIXERLAB_DATA=DIR) for a folder holding the "
                      "four IDX files, or allow the download")
