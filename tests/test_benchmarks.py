@@ -194,6 +194,7 @@ def test_every_item_end_to_end_at_smoke_size(tmp_path):
     assert by_name["a checkpoint: save + tune.report(checkpoint) - tune.report"] > -1
     assert by_name["Ray start-up and shutdown (once per session)"] > 0
     assert by_name["inference timing after training"] > 0
+    assert by_name["a trial worker's imports"] > 0
     assert any(r["name"].startswith("W ") and "way: " in r["note"] for r in rows)
     assert by_name["wall time: usual way / mixerlab sweep"] > 0
     assert 0 <= by_name["mean test accuracy, mixerlab"] <= 100
