@@ -74,23 +74,14 @@ def _alone(cfg: ModelConfig, way_json: str, threads: int, queue) -> None:
 def _steps_per_s(cfg: ModelConfig, ways, rounds: int) -> list[float]:
     """Training images/s of each way, timed in turns (round after round) in this process."""
     import statistics
-    import time
 
-    from mixerlab.execution import train_step
+    from mixerlab.execution import time_in_turns, train_step
 
     steps = []
     for way in ways:
         torch.manual_seed(0)
         steps.append(train_step(create_model(cfg), cfg, BATCH, way, torch.device("cpu")))
-    for step in steps:
-        step()
-        step()
-    times = [[] for _ in ways]
-    for _ in range(rounds):
-        for i, step in enumerate(steps):
-            t0 = time.perf_counter()
-            step()
-            times[i].append(time.perf_counter() - t0)
+    times = time_in_turns(steps, torch.device("cpu"), rounds=rounds, warmup=2)
     return [BATCH / statistics.median(t) for t in times]
 
 

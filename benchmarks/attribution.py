@@ -33,7 +33,7 @@ from figures import Context, figure
 
 from mixerlab.config import DataConfig, ModelConfig
 from mixerlab.data import load_dataset
-from mixerlab.execution import Execution, train_step
+from mixerlab.execution import Execution, time_in_turns, train_step
 from mixerlab.models import create_model
 
 ITEM = "usual_way"
@@ -100,17 +100,7 @@ def compare_ways(cfg: ModelConfig, ways: list[Execution], device, rounds: int, s
     for way in ways:
         torch.manual_seed(0)
         fns.append(train_step(create_model(cfg), cfg, BATCH, way, torch.device(device)))
-    times = [[] for _ in ways]
-    for fn in fns:  # warm-up
-        fn()
-    for _ in range(rounds):
-        for i, fn in enumerate(fns):
-            t0 = time.perf_counter()
-            for _ in range(steps):
-                fn()
-            if torch.device(device).type == "cuda":
-                torch.cuda.synchronize(device)
-            times[i].append((time.perf_counter() - t0) / steps)
+    times = time_in_turns(fns, torch.device(device), rounds=rounds, block=steps)
     return [statistics.median(t) for t in times]
 
 

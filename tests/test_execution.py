@@ -148,3 +148,28 @@ def test_trials_start_longest_first_and_ties_keep_the_plan_order():
     est[ts[2].trial_id] = float("nan")  # a configuration that could not be timed: plan order
     assert _longest_first(ts, est) == ts and _total(est, ts) is None
     assert _longest_first(ts, None) == ts
+
+
+def test_time_in_turns_runs_rounds_in_turns_and_drops_the_slow_from_a_race():
+    """The one timing loop of choose() and the benchmarks: warm-up untimed, then each step in
+    turn every round; with drop_at a step far slower than the best stops being timed."""
+    import time
+
+    from mixerlab.execution import time_in_turns
+
+    order = []
+
+    def step(name, cost):
+        def run():
+            order.append(name)
+            time.sleep(cost)
+        return run
+
+    fast, slow = step("fast", 0.001), step("slow", 0.05)
+    times = time_in_turns([fast, slow], torch.device("cpu"), rounds=2, block=2, warmup=1)
+    assert [len(t) for t in times] == [2, 2]
+    assert order == ["fast", "slow"] + ["fast", "fast", "slow", "slow"] * 2  # warm-up, then turns
+    assert times[1][0] > times[0][0]
+    order.clear()
+    times = time_in_turns([fast, slow], torch.device("cpu"), rounds=3, drop_at=1.5)
+    assert [len(t) for t in times] == [3, 1]  # the slow step left after its first round

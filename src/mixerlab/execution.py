@@ -173,21 +173,7 @@ def choose(cfg: ModelConfig, batch_size: int, pins: ExecutionPins, device: torch
     torch.manual_seed(0)
     base = create_model(cfg)
     steps = [train_step(copy.deepcopy(base), cfg, batch_size, ex, device) for ex in options]
-    for step in steps:  # warm-up: allocator, oneDNN primitive caches, autotuning
-        step()
-    times = [[] for _ in options]
-    racing = list(range(len(options)))
-    for _ in range(50):
-        for i in racing:
-            t0 = time.perf_counter()
-            steps[i]()
-            if device.type == "cuda":
-                torch.cuda.synchronize(device)
-            times[i].append(time.perf_counter() - t0)
-        best = min(statistics.median(times[i]) for i in racing)
-        racing = [i for i in racing if statistics.median(times[i]) <= DROP_AT * best]
-        if all(len(times[i]) >= 3 and sum(times[i]) >= time_s for i in racing):
-            break
+    times = time_in_turns(steps, device, rounds=3, drop_at=DROP_AT, min_time_s=time_s)
     rates = {ex.label: batch_size / statistics.median(t) for ex, t in zip(options, times)}
     fp32 = [ex for ex in options if ex.precision == "fp32"]
     best_fp32 = max(fp32 or options, key=lambda ex: rates[ex.label])
@@ -195,6 +181,42 @@ def choose(cfg: ModelConfig, batch_size: int, pins: ExecutionPins, device: torch
     if best.precision != best_fp32.precision and rates[best.label] < 1.03 * rates[best_fp32.label]:
         best = best_fp32
     return best, rates
+
+
+def time_in_turns(steps, device: torch.device, *, rounds: int = 3, block: int = 1, warmup: int = 1,
+                  drop_at: float | None = None, min_time_s: float = 0.0, max_rounds: int = 50) -> list[list[float]]:
+    """Seconds per call of each of ``steps`` (callables), one list per step, timed in turns:
+    round after round each step runs ``block`` times and its mean is one entry, so a slow spell
+    of a shared machine falls on every step alike instead of on whichever was being timed.
+    Each step first runs ``warmup`` times untimed (allocator, oneDNN primitive caches,
+    autotuning). Without ``drop_at``: exactly ``rounds`` rounds. With it, a race: after each
+    round a step whose median is more than ``drop_at`` times the best's stops being timed (it
+    keeps the rounds it ran), and the others go on until each has ``rounds`` rounds and
+    ``min_time_s`` of steps (at most ``max_rounds``). The one timing loop of ``choose``, the
+    dry run's ways and the benchmarks that compare ways (benchmarks/attribution.py,
+    benchmarks/attention_kernels.py)."""
+    import torch
+
+    for step in steps:
+        for _ in range(warmup):
+            step()
+    times: list[list[float]] = [[] for _ in steps]
+    racing = list(range(len(steps)))
+    for _ in range(rounds if drop_at is None else max_rounds):
+        for i in racing:
+            t0 = time.perf_counter()
+            for _ in range(block):
+                steps[i]()
+            if device.type == "cuda":
+                torch.cuda.synchronize(device)
+            times[i].append((time.perf_counter() - t0) / block)
+        if drop_at is None:
+            continue
+        best = min(statistics.median(times[i]) for i in racing)
+        racing = [i for i in racing if statistics.median(times[i]) <= drop_at * best]
+        if all(len(times[i]) >= rounds and sum(times[i]) >= min_time_s for i in racing):
+            break
+    return times
 
 
 def train_step(model: torch.nn.Module, cfg: ModelConfig, batch_size: int, ex: Execution,
