@@ -207,3 +207,36 @@ def test_the_confirmatory_gap_settles_against_its_own_smaller_budget():
     assert pd.isna(got[0]) and pd.isna(got[1])
     assert got[2] is True    # both of its own intervals wholly outside the ROPE
     assert got[3] is True    # study 10's: within the ROPE of study 7's, both intervals undecided
+
+
+def test_a_confirmatory_study_decides_with_its_share_and_the_rest_keep_theirs():
+    """analysis/patches_claims on synthetic compared-trial frames: study 13's two gaps at
+    98% intervals (0.8 of alpha 0.05 over two gaps), the exploratory gaps at 1 - 0.01/m; a
+    clear 2-point gap that held from 10 to 30 epochs is decided (disagrees with 'within')
+    although both arms still climb."""
+    mod = _analysis_module("patches_claims")
+    rng = np.random.default_rng(4)
+    rows = []
+    for e, gap in ((10, -2.4), (30, -1.9)):
+        for s in (4, 5, 6):
+            conv = 90.0 + rng.normal(0, 0.3)
+            rows += [{"variant": "conv", "epochs": e, "seed": s, "test_acc": conv, "late_gain": 1.5},
+                     {"variant": "attention", "epochs": e, "seed": s,
+                      "test_acc": conv + gap + rng.normal(0, 0.1), "late_gain": 2.5}]
+    confirm = pd.DataFrame(rows).assign(status="ok")
+    base = _trials({"conv": [85.0, 85.5, 86.0], "identity": [72.0, 73.0, 71.5]})
+    base["late_gain"] = 0.2
+    frames = {"mixer_confirm": confirm, "baselines": base}
+    claims = mod.claim_list(frames)
+    assert [c.confirmatory for c in claims].count(True) == 2
+    table, gaps = mod.evaluate(claims, frames)
+    conf = gaps[gaps["study"] == "mixer_confirm"]
+    assert conf["confidence"].tolist() == pytest.approx([0.98, 0.98])
+    explore = gaps[gaps["study"] != "mixer_confirm"]
+    assert explore["confidence"].tolist() == pytest.approx([1 - 0.01 / len(explore)] * len(explore))
+    by_claim = table.set_index("claim")["verdict"]
+    thirty = next(c for c in by_claim.index if "(30 epochs)" in c)
+    assert by_claim[thirty] == "disagrees"  # settled against its own 10-epoch gap
+    ten = next(c for c in by_claim.index if "(10 epochs)" in c)
+    assert by_claim[ten] == "undecided (arms still climbing)"  # no smaller budget to settle on
+    assert "2 confirmatory gap(s) at 98.00% each" in mod.summary(table, gaps)[0]
