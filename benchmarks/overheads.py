@@ -10,8 +10,10 @@ largest checkpoint and the slowest forward pass), one thread, as its trials run:
   study folder), against ``tune.report`` alone, both inside one real Tune trial.
 * **inference timing**: ``measure.benchmark_inference`` as ``train`` calls it after training;
   with ways chosen per configuration only the first measured seed runs it.
-* **a trial worker's imports**: every trial is a fresh Ray worker process that imports the
-  trainable (``mixerlab.sweep.trainable``) before it trains; timed in fresh interpreters,
+* **a trial worker's imports**: each trial slot is a Ray worker process that imports the
+  trainable (``mixerlab.sweep.trainable``) before its first trial (Tune reuses it for the
+  slot's later trials: ``reuse_actors``), and every ``mixerlab`` command imports the same
+  models and data code; timed in fresh interpreters,
   alternated with the same import plus timm (what a worker loaded before mixerlab stopped
   importing timm for its own models: timm loads torchvision and torch._dynamo).
 
