@@ -59,8 +59,7 @@ def mixer_64_6_p4(image_size, in_chans, num_classes):
 @register_reference
 def resnet18(image_size, in_chans, num_classes):
     """ResNet-18 (He et al. 2016): the pyramid, non-patch baseline."""
-    import timm
-    return timm.create_model("resnet18", in_chans=in_chans, num_classes=num_classes)
+    return _timm().create_model("resnet18", in_chans=in_chans, num_classes=num_classes)
 
 
 def list_references() -> list[str]:
