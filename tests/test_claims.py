@@ -169,6 +169,8 @@ def test_weighted_family_shares_alpha_and_weighted_holm_reduces_to_holm():
         half = stats.t.ppf(1 - 0.05 * wi / 2, 3) * d.std(ddof=1) / np.sqrt(4)
         assert r.hi - r.lo == pytest.approx(2 * half) and r.confidence == pytest.approx(1 - 0.05 * wi)
     equal = family([(Gap("s", {}, {}, str(i)), d) for i, d in enumerate(diffs)], alpha=0.05)
+    assert out.attrs["confidence"] is None  # no one family-wide level under unequal shares
+    assert equal.attrs["confidence"] == pytest.approx(1 - 0.05 / 3)
     assert (out.iloc[0]["hi"] - out.iloc[0]["lo"]) < (equal.iloc[0]["hi"] - equal.iloc[0]["lo"])
     assert (out.iloc[1]["hi"] - out.iloc[1]["lo"]) > (equal.iloc[1]["hi"] - equal.iloc[1]["lo"])
     p = [0.01, 0.04, 0.03]
