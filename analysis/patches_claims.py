@@ -291,7 +291,10 @@ def render(table: pd.DataFrame, gaps: pd.DataFrame) -> list[str]:
              markdown_table(table.drop(columns=["source", "kind"]).rename(
                  columns={"largest late gain": "largest late gain (points)"})), "",
              "### Every gap of the family", "",
-             markdown_table(gaps.assign(claim=gaps["claim"] + 1).rename(
+             markdown_table(gaps.assign(claim=gaps["claim"] + 1,  # 99.97% would print as 1.00
+                                        confidence=gaps["confidence"].map("{:.2%}".format),
+                                        **({"settled": gaps["settled"].map({True: "yes", False: "no"})}
+                                           if "settled" in gaps else {})).rename(
                  columns={"diff": "a - b (points)", "lo": "adj. lo", "hi": "adj. hi", "p": "p (unadjusted)",
                           "p_holm": "Holm p", "confidence": "interval level"})), "",
              "(claim: the row number in the table above.)", ""]
