@@ -361,6 +361,7 @@ def test_patches_answer_decides_a_claim_by_its_stated_rule(tmp_path, pool, gain,
     decided = f"**{verdict}** (its arms converged): pool mixing beats no mixing" in block
     assert decided == (verdict in ("agrees", "disagrees", "equivalent")), block
     assert "3 claims over 1 study" in block  # counted, not typed (conv, pool, random vs identity)
+    assert "| 98.33% |" in (tmp_path / "answer" / "answer.md").read_text()  # each gap's level, 1 - 0.05/3
     gaps = pd.read_csv(tmp_path / "answer" / "gaps.csv").set_index("gap")
     assert gaps.loc["pool - identity", "diff"] == pytest.approx(pool - 70.0)
     findings = pd.read_csv(tmp_path / "answer" / "findings.csv").set_index("studies")

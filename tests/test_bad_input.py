@@ -6,6 +6,8 @@ start no Ray, and write nothing.
 
 from __future__ import annotations
 
+import os
+import subprocess
 from pathlib import Path
 
 import pytest
@@ -255,3 +257,18 @@ def test_bad_streamed_data(case, setup, message, tmp_path, run_cli):
         import ray
 
         assert not ray.is_initialized()
+
+
+def test_setup_without_room_for_the_venv_stops_before_installing(tmp_path):
+    """scripts/setup.sh on a disk with too little room (asked for more than any disk has): one
+    line naming the need, the free space and the fix, exit 2, and no venv made."""
+    root = Path(__file__).resolve().parents[1]
+    venv = tmp_path / "venv"
+    env = {**os.environ, "VENV": str(venv), "MIXERLAB_DATA": str(tmp_path),
+           "MIXERLAB_SETUP_NEED_MB": str(10**12)}
+    done = subprocess.run(["bash", root / "scripts" / "setup.sh"], capture_output=True, text=True,
+                          env=env, timeout=60)
+    assert done.returncode == 2, done.stderr
+    assert len(done.stderr.strip().splitlines()) == 1 and "Traceback" not in done.stderr
+    assert f"needs about {10**12} MB of disk" in done.stderr and "make VENV=" in done.stderr
+    assert not venv.exists()

@@ -107,10 +107,10 @@ def family(gaps: list[tuple[Gap, pd.Series]], alpha: float = ALPHA, weights=None
         ok = out["p"].notna()
         out["p_holm"] = np.nan
         out.loc[ok, "p_holm"] = holm(out.loc[ok, "p"].to_numpy(), w[ok.to_numpy()])
-    # One family-wide confidence exists only when alpha is shared equally; under weights each
-    # gap's own is in its "confidence" column.
+    # One family-wide confidence exists only when alpha is shared equally; otherwise each gap's
+    # own is in its "confidence" column.
     out.attrs["m"] = m
-    out.attrs["confidence"] = 1 - alpha / m if weights is None else None
+    out.attrs["confidence"] = 1 - alpha * w[0] if len(w) and np.allclose(w, w[0]) else None
     return out
 
 
