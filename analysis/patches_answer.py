@@ -76,6 +76,19 @@ def comparable(df: pd.DataFrame, spec) -> list[pd.DataFrame]:
     return compare(df, list(nuisance), nuisance).frames()
 
 
+def tuning_frame(df: pd.DataFrame, spec) -> pd.DataFrame | None:
+    """A two-stage study's tuning trials at the setting each arm chose (ok trials only): its
+    smaller training budget, which a claim may read to see whether a gap stopped moving. None
+    for a study without a tuning stage, or whose measured stage has not run."""
+    nuisance = spec.nuisance or {}
+    c = compare(df, list(nuisance), nuisance)
+    if c.tuning is None:
+        return None
+    keys = c.scientific + c.nuisance
+    chosen = c.tuning.merge(c.choices[keys].drop_duplicates(), on=keys, how="inner")
+    return chosen[chosen["status"] == "ok"]
+
+
 def arm(df: pd.DataFrame, **at) -> pd.Series:
     """Test accuracy by seed of the trials matching ``at`` (factor=value)."""
     sel = df
@@ -479,12 +492,16 @@ def main() -> None:
     if args.readme:
         readme_text(Path(args.readme))  # refused before anything is written
     studies: dict[str, dict[str, pd.DataFrame]] = {}
+    tuning: dict[str, pd.DataFrame] = {}  # for the claims only: a smaller budget, not a comparison
     for path in args.studies:
         df, spec = load_study(path), study_spec(path)
         history = load_history([path])
         # Each trial's late validation gain (its record's, or computed from its history).
         studies[spec.name] = {f["study"].iloc[0]: f.assign(late_gain=trial_gains(f, history))
                               for f in comparable(df, spec)}
+        tuned = tuning_frame(df, spec)
+        if tuned is not None:
+            tuning[spec.name + patches_claims.TUNING] = tuned
     frames = [f for by in studies.values() for f in by.values() if "variant" in factors_varied(f)]
     if not frames:
         raise ConfigError("none of these studies varies the token mixer; give a study whose "
@@ -505,7 +522,7 @@ def main() -> None:
                    if missing else fn(studies))
         rows.append(row)
     findings = pd.DataFrame(rows)
-    named = {k: f for by in studies.values() for k, f in by.items()}
+    named = {k: f for by in studies.values() for k, f in by.items()} | tuning
     claims, family_gaps = patches_claims.evaluate(patches_claims.claim_list(named), named)
     atomic_write_csv(out / "findings.csv", findings)
     atomic_write_csv(out / "claims.csv", claims)

@@ -191,9 +191,98 @@ def test_confirmatory_gaps_get_their_share_and_the_rest_share_what_is_left():
     g = Gap("s", {}, {}, "x")
     explore = [mod.Claim("e", "", "beats", [g, g, g, g])]
     assert mod.weights(explore) is None
-    w = mod.weights(explore + [Claim("c", "", "within", [g, g], confirmatory=True)])
-    share = mod.CONFIRMATORY_SHARE
+    c13 = Gap("mixer_confirm", {}, {}, "x")
+    w = mod.weights(explore + [Claim("c", "", "within", [c13, c13], confirmatory=True)])
+    share = mod.CONFIRMATORY_SHARE["mixer_confirm"]
     assert w.tolist() == pytest.approx([(1 - share) / 4] * 4 + [share / 2] * 2) and w.sum() == pytest.approx(1)
+    # A second confirmatory study takes its share out of the exploratory gaps' and leaves the
+    # first's as stated.
+    c11 = Gap("pixels_rf", {}, {}, "y")
+    w = mod.weights(explore + [Claim("c", "", "within", [c13, c13], confirmatory=True),
+                               Claim("d", "", "beats", [c11], confirmatory=True), Claim("e", "", "beats", [c11], confirmatory=True)])
+    s11 = mod.CONFIRMATORY_SHARE["pixels_rf"]
+    assert w.tolist() == pytest.approx([(1 - share - s11) / 4] * 4 + [share / 2] * 2 + [s11 / 2] * 2)
+    # Confirmatory gaps alone: their stated shares, scaled to the whole alpha.
+    w = mod.weights([Claim("c", "", "within", [c13], confirmatory=True), Claim("d", "", "beats", [c11], confirmatory=True)])
+    assert w.tolist() == pytest.approx([share / (share + s11), s11 / (share + s11)])
+    # A confirmatory study without a stated share is refused, not given one after its numbers.
+    with pytest.raises(ValueError, match="no stated share"):
+        mod.weights([Claim("c", "", "beats", [g], confirmatory=True)])
+
+
+def test_paired_diffs_can_read_only_the_seeds_fixed_in_advance():
+    df = _trials({"a": [80.0, 81.0, 82.0, 95.0], "b": [79.0, 79.5, 80.0, 70.0]})
+    assert paired_diffs(df, {"variant": "a"}, {"variant": "b"}, seeds=(0, 1, 2)).to_dict() == {0: 1.0, 1: 1.5, 2: 2.0}
+
+
+def _pixels_rf_frames(gap20: float, gap10: float, rng) -> dict:
+    """Synthetic study 11 frames: the measured stage (20 epochs, seeds 1-8; seeds 7 and 8, as
+    if added by the adaptive rule, carry a wild gap that must not count) and the tuning stage
+    (10 epochs, seed 0, the chosen lr), both arms still climbing."""
+    rows = []
+    for s in range(1, 9):
+        p4 = 88.0 + rng.normal(0, 0.4)
+        for p, acc in ((1, p4 + (gap20 if s <= 6 else -9.0) + rng.normal(0, 0.2)), (2, p4 + gap20 / 5), (4, p4)):
+            rows.append({"stage": "measure", "patch_size": p, "seed": s, "epochs": 20, "test_acc": acc,
+                         "late_gain": 1.2})
+    measured = pd.DataFrame(rows).assign(status="ok", study="pixels_rf")
+    tuning = pd.DataFrame([{"stage": "tune", "patch_size": p, "seed": 0, "epochs": 10, "lr": 0.01,
+                            "test_acc": 86.0 + {1: gap10, 2: gap10 / 5, 4: 0.0}[p], "late_gain": 1.8}
+                           for p in (1, 2, 4)]).assign(status="ok", study="pixels_rf")
+    return {"pixels_rf": measured, "pixels_rf (tuning stage)": tuning}
+
+
+def test_study_11_decides_on_its_fixed_seeds_when_its_gap_held_from_10_to_20_epochs():
+    """analysis/patches_claims on synthetic study 11 frames: two confirmatory claims (patch 1,
+    patch 2 beat patch 4), intervals on seeds 1-6 only at its share of alpha; arms that still
+    climb are decided only when the 10-epoch (tuning) gap is within the ROPE of the 20-epoch
+    gap and on its side of 0."""
+    mod = _analysis_module("patches_claims")
+    frames = _pixels_rf_frames(gap20=2.5, gap10=2.2, rng=np.random.default_rng(11))
+    claims = mod.claim_list(frames)
+    assert [c.confirmatory for c in claims] == [True, True]
+    table, gaps = mod.evaluate(claims, frames)
+    assert gaps["n_seeds"].tolist() == [6, 6]  # seeds 7 and 8 were not fixed in advance
+    assert gaps["confidence"].tolist() == pytest.approx([0.975, 0.975])  # alone: scaled to all of alpha
+    assert gaps["settled"].tolist() == [True, True]
+    assert table["verdict"].tolist() == ["agrees", "equivalent"]  # p2 - p4: 0.5 on every seed
+    # The same 20-epoch numbers, but the gap was 1.2 points larger at 10 epochs: not settled, so
+    # arms still climbing leave it undecided whatever the interval says.
+    frames = _pixels_rf_frames(gap20=2.5, gap10=3.8, rng=np.random.default_rng(11))
+    table, gaps = mod.evaluate(mod.claim_list(frames), frames)
+    assert gaps["settled"].tolist() == [False, True]
+    assert table["intervals say"].iloc[0] == "agrees"
+    assert table["verdict"].iloc[0] == "undecided (arms still climbing)"
+    # Turned around (same size, other side of 0): not settled either.
+    frames = _pixels_rf_frames(gap20=0.3, gap10=-0.3, rng=np.random.default_rng(11))
+    assert mod.evaluate(mod.claim_list(frames), frames)[1]["settled"].tolist() == [False, False]
+
+
+def test_study_11_is_not_claimed_from_its_tuning_stage_alone():
+    """Before its measured stage runs, a two-stage study's compared trials are its tuning
+    trials; the study 11 claims read only measured ones, so none is made."""
+    mod = _analysis_module("patches_claims")
+    frames = _pixels_rf_frames(gap20=2.5, gap10=2.2, rng=np.random.default_rng(0))
+    assert mod.claim_list({"pixels_rf": frames["pixels_rf (tuning stage)"]}) == []
+
+
+def test_the_answer_passes_a_two_stage_studys_tuning_trials_at_the_chosen_setting():
+    """analysis/patches_answer.tuning_frame on a synthetic two-stage table: the tuning trials at
+    the lr each arm chose by validation accuracy; None for a one-stage study."""
+    from types import SimpleNamespace
+
+    mod = _analysis_module("patches_answer")
+    rows = [{"trial_id": f"t{p}{lr}", "stage": "tune", "patch_size": p, "lr": lr, "seed": 0,
+             "val_acc": 80 + 10 * (lr == best), "test_acc": 79 + 10 * (lr == best)}
+            for p, best in ((1, 0.01), (4, 0.03)) for lr in (0.01, 0.03)]
+    rows += [{"trial_id": f"m{p}{s}", "stage": "measure", "patch_size": p, "lr": lr, "seed": s,
+              "val_acc": 90.0, "test_acc": 89.0} for p, lr in ((1, 0.01), (4, 0.03)) for s in (1, 2)]
+    df = pd.DataFrame(rows).assign(status="ok", study="synthetic")
+    spec = SimpleNamespace(nuisance={"lr": [0.01, 0.03]})
+    got = mod.tuning_frame(df, spec)
+    assert sorted(zip(got["patch_size"], got["lr"])) == [(1, 0.01), (4, 0.03)]
+    assert (got["stage"] == "tune").all()
+    assert mod.tuning_frame(df[df["stage"] == "measure"], spec) is None
 
 
 def test_the_confirmatory_gap_settles_against_its_own_smaller_budget():
@@ -242,3 +331,15 @@ def test_a_confirmatory_study_decides_with_its_share_and_the_rest_keep_theirs():
     ten = next(c for c in by_claim.index if "(10 epochs)" in c)
     assert by_claim[ten] == "undecided (arms still climbing)"  # no smaller budget to settle on
     assert "2 confirmatory gap(s) at 98.00% each" in mod.summary(table, gaps)[0]
+    # With study 11 given as well, study 13's share is as stated and the exploratory gaps share
+    # what is left (0.04 of alpha).
+    frames |= _pixels_rf_frames(gap20=2.5, gap10=2.2, rng=np.random.default_rng(1))
+    table, gaps = mod.evaluate(mod.claim_list(frames), frames)
+    by_study = gaps.groupby("study")["confidence"]
+    assert by_study.min()["mixer_confirm"] == pytest.approx(0.98)
+    assert by_study.max()["pixels_rf"] == pytest.approx(1 - 0.05 * 0.16 / 2)
+    explore = gaps[~gaps["study"].isin(["mixer_confirm", "pixels_rf"])]
+    assert explore["confidence"].tolist() == pytest.approx([1 - 0.05 * 0.04 / len(explore)] * len(explore))
+    said = mod.summary(table, gaps)[0]
+    assert "2 confirmatory (mixer_confirm) gap(s) at 98.00% each" in said
+    assert "2 confirmatory (pixels_rf) gap(s) at 99.60% each" in said

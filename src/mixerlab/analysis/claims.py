@@ -51,6 +51,12 @@ class Gap:
     a: dict
     b: dict
     label: str = ""
+    # Only these seeds (None: every shared seed): e.g. the seeds an adaptive study fixed before
+    # its first look, so a fixed-n interval stays valid whatever seeds it added after looking.
+    seeds: tuple[int, ...] | None = None
+    # The same pair at a smaller training budget (another frame), for whether the gap has
+    # stopped moving with training (the answer's ``settled`` rule).
+    shorter: Gap | None = None
 
 
 @dataclass
@@ -72,9 +78,12 @@ def select(df: pd.DataFrame, at: dict) -> pd.DataFrame:
     return df[mask]
 
 
-def paired_diffs(df: pd.DataFrame, a: dict, b: dict, metric: str = "test_acc") -> pd.Series:
-    """a - b per shared seed (ok trials only)."""
+def paired_diffs(df: pd.DataFrame, a: dict, b: dict, metric: str = "test_acc",
+                 seeds: tuple[int, ...] | None = None) -> pd.Series:
+    """a - b per shared seed (ok trials only; only ``seeds`` where given)."""
     ok = df[df["status"] == "ok"] if "status" in df else df
+    if seeds is not None:
+        ok = ok[ok["seed"].isin(seeds)]
     sa, sb = (select(ok, at).groupby("seed")[metric].mean() for at in (a, b))
     shared = sa.index.intersection(sb.index)
     return (sa[shared] - sb[shared]).astype(float)
