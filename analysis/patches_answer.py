@@ -54,6 +54,7 @@ from mixerlab.analysis import (  # noqa: E402
     pairwise,
     study_spec,
 )
+from mixerlab.analysis.comparison import Comparison  # noqa: E402
 from mixerlab.analysis.convergence import trial_gains  # noqa: E402
 from mixerlab.analysis.plots import palette, save  # noqa: E402
 from mixerlab.errors import ConfigError  # noqa: E402
@@ -68,25 +69,20 @@ warnings.filterwarnings("ignore", message="The design matrix is rank-deficient")
 # ---- the studies, each at its report's comparison ------------------------------------------
 
 
-def comparable(df: pd.DataFrame, spec) -> list[pd.DataFrame]:
-    """The trials a study's own report compares (mixerlab.analysis.compare: each arm at its
-    validation-chosen nuisance setting), ok trials only, one frame per capacity matching
-    (named ``study (matched by params)``)."""
+def comparison(df: pd.DataFrame, spec) -> Comparison:
+    """A study's own report's comparison (mixerlab.analysis.compare: each arm at its
+    validation-chosen nuisance setting); its ``frames()`` are the compared trials, ok trials
+    only, one frame per capacity matching (named ``study (matched by params)``)."""
     nuisance = spec.nuisance or {}
-    return compare(df, list(nuisance), nuisance).frames()
+    return compare(df, list(nuisance), nuisance)
 
 
-def tuning_frame(df: pd.DataFrame, spec) -> pd.DataFrame | None:
+def tuning_frame(c: Comparison) -> pd.DataFrame | None:
     """A two-stage study's tuning trials at the setting each arm chose (ok trials only): its
     smaller training budget, which a claim may read to see whether a gap stopped moving. None
     for a study without a tuning stage, or whose measured stage has not run."""
-    nuisance = spec.nuisance or {}
-    c = compare(df, list(nuisance), nuisance)
-    if c.tuning is None:
-        return None
-    keys = c.scientific + c.nuisance
-    chosen = c.tuning.merge(c.choices[keys].drop_duplicates(), on=keys, how="inner")
-    return chosen[chosen["status"] == "ok"]
+    chosen = c.tuning_chosen
+    return None if chosen is None else chosen[chosen["status"] == "ok"]
 
 
 def arm(df: pd.DataFrame, **at) -> pd.Series:
@@ -497,9 +493,10 @@ def main() -> None:
         df, spec = load_study(path), study_spec(path)
         history = load_history([path])
         # Each trial's late validation gain (its record's, or computed from its history).
+        c = comparison(df, spec)
         studies[spec.name] = {f["study"].iloc[0]: f.assign(late_gain=trial_gains(f, history))
-                              for f in comparable(df, spec)}
-        tuned = tuning_frame(df, spec)
+                              for f in c.frames()}
+        tuned = tuning_frame(c)
         if tuned is not None:
             tuning[spec.name + patches_claims.TUNING] = tuned
     frames = [f for by in studies.values() for f in by.values() if "variant" in factors_varied(f)]

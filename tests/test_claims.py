@@ -279,10 +279,10 @@ def test_the_answer_passes_a_two_stage_studys_tuning_trials_at_the_chosen_settin
               "val_acc": 90.0, "test_acc": 89.0} for p, lr in ((1, 0.01), (4, 0.03)) for s in (1, 2)]
     df = pd.DataFrame(rows).assign(status="ok", study="synthetic")
     spec = SimpleNamespace(nuisance={"lr": [0.01, 0.03]})
-    got = mod.tuning_frame(df, spec)
+    got = mod.tuning_frame(mod.comparison(df, spec))
     assert sorted(zip(got["patch_size"], got["lr"])) == [(1, 0.01), (4, 0.03)]
     assert (got["stage"] == "tune").all()
-    assert mod.tuning_frame(df[df["stage"] == "measure"], spec) is None
+    assert mod.tuning_frame(mod.comparison(df[df["stage"] == "measure"], spec)) is None
 
 
 def test_the_confirmatory_gap_settles_against_its_own_smaller_budget():

@@ -170,6 +170,15 @@ class Comparison:
     tuning: pd.DataFrame | None = None  # the stage-1 trials that chose (two-stage tuning)
 
     @property
+    def tuning_chosen(self) -> pd.DataFrame | None:
+        """The tuning stage's trials at the setting each arm chose (a smaller training budget
+        of the compared arms); None without a tuning stage, or before stage 2 has run."""
+        if self.tuning is None:
+            return None
+        keys = self.scientific + self.nuisance
+        return self.tuning.merge(self.choices[keys].drop_duplicates(), on=keys, how="inner")
+
+    @property
     def tuned(self) -> pd.DataFrame:
         """The trials the choice was made on: the tuning stage's, else every trial."""
         return self.tuning if self.tuning is not None else self.trials
