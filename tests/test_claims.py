@@ -266,6 +266,20 @@ def test_study_11_is_not_claimed_from_its_tuning_stage_alone():
     assert mod.claim_list({"pixels_rf": frames["pixels_rf (tuning stage)"]}) == []
 
 
+def test_the_pixels_rf_finding_reads_only_the_seeds_fixed_in_advance():
+    """analysis/patches_answer's study 11 finding on the synthetic frames: the gap over seeds 1-6
+    (the later seeds carry a gap of -9 that would turn it around), MACs relative to patch 4."""
+    mod = _analysis_module("patches_answer")
+    measured = _pixels_rf_frames(gap20=2.5, gap10=2.2, rng=np.random.default_rng(3))["pixels_rf"]
+    measured = measured.assign(macs=measured["patch_size"].map({1: 16e6, 2: 4e6, 4: 1e6}))
+    fixed = measured[measured["seed"] <= 6]
+    want = (fixed[fixed.patch_size == 1].set_index("seed").test_acc
+            - fixed[fixed.patch_size == 4].set_index("seed").test_acc).mean()
+    text = mod.pixels_rf({"pixels_rf": {"pixels_rf": measured}})["evidence"]
+    assert f"p1 - p4 {want:+.1f} (" in text and want > 2
+    assert "seeds 1-6" in text and "p1 " in text and "(16x p4's MACs" in text
+
+
 def test_the_answer_passes_a_two_stage_studys_tuning_trials_at_the_chosen_setting():
     """analysis/patches_answer.tuning_frame on a synthetic two-stage table: the tuning trials at
     the lr each arm chose by validation accuracy; None for a one-stage study."""

@@ -329,3 +329,21 @@ def test_asha_stops_a_poor_trial_early_and_the_report_says_how_early_ranks_final
     assert code == 0, err
     report = (tmp_path / "asha" / "report" / "report.md").read_text()
     assert "## Early vs final accuracy (ASHA)" in report and "stopped" in report
+
+
+def test_time_left_scales_each_trials_estimate_by_how_the_finished_ones_compared():
+    """The progress line's time left (sweep/progress.eta_seconds) on a study whose trials
+    differ twentyfold: the long trial finished at twice its estimate, so what is left counts
+    twice its estimate too, not the mean of the finished trials."""
+    from mixerlab.sweep.progress import eta_seconds
+
+    costs = {"long1": 100.0, "long2": 100.0, "short1": 5.0, "short2": 5.0}
+    left = eta_seconds(costs, durations={"long1": 200.0}, running={"long2": 50.0},
+                       pending=["short1", "short2"], slots=2)
+    assert left == pytest.approx((2 * 10 + (200 - 50)) / 2)
+    # Before any trial finished: the estimates as they are; a running trial past its estimate
+    # counts nothing more.
+    assert eta_seconds(costs, {}, {"long1": 300.0}, ["short1"], 1) == pytest.approx(5.0)
+    # A trial without a usable estimate: no figure (the line falls back to the mean duration).
+    assert eta_seconds({**costs, "short2": float("nan")}, {}, {}, ["short2"], 1) is None
+    assert eta_seconds({}, {}, {}, ["x"], 1) is None

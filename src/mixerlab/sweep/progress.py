@@ -3,6 +3,10 @@
 The line: ``trials 5/12 done, 2 running, 1 failed, 4 pending | best val 88.1% (conv p4) |
 2m10s elapsed, ~3m left``. On a terminal it is redrawn in place; otherwise a line is
 printed when a trial starts or ends, so CI logs stay short.
+
+The time left comes from the dry run's estimate of each trial, scaled by how the finished
+trials compared with theirs: a study's trials can differ twentyfold (patch 1 against patch 4),
+so a mean over the first finished trials would be far off.
 """
 
 from __future__ import annotations
@@ -24,15 +28,32 @@ def _fmt(seconds: float) -> str:
     return f"{seconds // 60}m{seconds % 60:02d}s" if seconds >= 60 else f"{seconds}s"
 
 
+def eta_seconds(costs: dict[str, float], durations: dict[str, float], running: dict[str, float],
+                pending: list[str], slots: int) -> float | None:
+    """Seconds left: the estimated seconds (``costs``, by trial id) of the ``pending`` trials
+    and what is left of the ``running`` ones (seconds they have run, by id), each scaled by
+    real/estimated over the finished ``durations`` (1 before any finished), over ``slots``.
+    None where a trial has no usable estimate."""
+    ids = list(pending) + list(running) + list(durations)
+    if not costs or any(not math.isfinite(costs.get(i, math.nan)) or costs[i] <= 0 for i in ids):
+        return None
+    est_done = sum(costs[i] for i in durations)
+    ratio = sum(durations.values()) / est_done if durations else 1.0
+    left = ratio * sum(costs[i] for i in pending)
+    left += sum(max(0.0, ratio * costs[i] - ran) for i, ran in running.items())
+    return left / max(1, slots)
+
+
 class StudyCallback(tune.Callback):
     """Picklable (it only holds paths and counters): Ray stores it with the experiment."""
 
     def __init__(self, study_path: str, study_name: str, n_total: int, n_done_before: int,
-                 slots: int, stopped_record, note: str = ""):
+                 slots: int, stopped_record, note: str = "", costs: dict[str, float] | None = None):
         self.study_path, self.study_name = study_path, study_name
         self.note = note  # e.g. an adaptive study's "4/6 comparisons decided"
         self.n_total, self.done_before, self.slots = n_total, n_done_before, slots
         self.stopped_record = stopped_record  # builds a row for an early-stopped trial
+        self.costs = dict(costs or {})  # the dry run's seconds per pending trial, by trial id
         self.reset()
 
     def reset(self) -> None:
@@ -40,7 +61,9 @@ class StudyCallback(tune.Callback):
         self.running: set[str] = set()
         self.finished: dict[str, str] = {}
         self.durations: list[float] = []
+        self.took: dict[str, float] = {}  # seconds per finished trial, by mixerlab trial id
         self.started: dict[str, float] = {}
+        self.ids: dict[str, str] = {}  # Tune's trial id -> mixerlab's
         self.best = (-math.inf, "")
 
     def __setstate__(self, state):  # a restored driver starts its clock and counters afresh
@@ -50,13 +73,16 @@ class StudyCallback(tune.Callback):
         # done before then is stale. Count what the study holds now.
         from mixerlab.sweep.study import FINAL
 
-        records = Study(self.study_path).records().values()
-        self.done_before = sum(r.get("status") in FINAL for r in records)
+        records = Study(self.study_path).records()
+        # The estimates are the first session's: the trials done since then are not left.
+        self.done_ids = {t for t, r in records.items() if r.get("status") in FINAL}
+        self.done_before = len(self.done_ids)
 
     # -- Tune hooks -----------------------------------------------------------------------
     def on_trial_start(self, iteration, trials, trial, **info):
         self.running.add(trial.trial_id)
         self.started[trial.trial_id] = time.time()
+        self.ids[trial.trial_id] = Trial.from_dict(trial.config["trial"]).trial_id
         self._show(event=True)
 
     def on_trial_result(self, iteration, trials, trial, result, **info):
@@ -98,6 +124,8 @@ class StudyCallback(tune.Callback):
         self.running.discard(trial.trial_id)
         if trial.trial_id in self.started:
             self.durations.append(time.time() - self.started.pop(trial.trial_id))
+            if trial.trial_id in self.ids:
+                self.took[self.ids[trial.trial_id]] = self.durations[-1]
         Study(self.study_path).write_tables()
         self._show(event=True)
 
@@ -108,13 +136,30 @@ class StudyCallback(tune.Callback):
         pending = max(0, self.n_total - done - len(self.running))
         elapsed = time.time() - self.t0
         eta = ""
-        if self.durations:
+        left = self._left()
+        if left is not None:
+            eta = f", ~{_fmt(left)} left"
+        elif self.durations:
             per_slot = sum(self.durations) / len(self.durations)
             eta = f", ~{_fmt(per_slot * (pending + len(self.running) / 2) / max(1, self.slots))} left"
         best = f" | best val {self.best[0]:.1f}% ({self.best[1]})" if self.best[1] else ""
         note = f" | {self.note}" if getattr(self, "note", "") else ""  # absent in older pickles
         return (f"trials {done}/{self.n_total} done, {len(self.running)} running, {failed} failed, "
                 f"{pending} pending{best}{note} | {_fmt(elapsed)} elapsed{eta}")
+
+    def _left(self) -> float | None:
+        """Seconds left by the per-trial estimates (``eta_seconds``), or None without them."""
+        costs = getattr(self, "costs", None)  # absent in older pickles
+        if not costs:
+            return None
+        now = time.time()
+        running = {self.ids[t]: now - self.started[t] for t in self.running
+                   if t in self.ids and t in self.started}
+        if len(running) < len(self.running):
+            return None  # a trial that started before this driver: its id is unknown here
+        seen = set(running) | set(self.took) | getattr(self, "done_ids", set())
+        pending = [i for i in costs if i not in seen]
+        return eta_seconds(costs, self.took, running, pending, self.slots)
 
     def _show(self, event: bool = False) -> None:
         if sys.stderr.isatty():

@@ -97,7 +97,7 @@ def _run_locked(spec: Spec, data, plan: Plan, study: Study, spec_path, options: 
         while pending:
             ran += pending
             _run_round(spec, data, plan, study, pending, options, slots, estimate if first else None,
-                       restore=first)
+                       restore=first, costs=per_trial if first else None)
             first = False
             pending = _plan_round(spec, plan, study)
             estimate = None if pending else estimate  # it covered only the first round
@@ -166,8 +166,10 @@ def _plan_round(spec: Spec, plan: Plan, study: Study) -> list[Trial]:
 
 
 def _run_round(spec: Spec, data, plan: Plan, study: Study, pending: list[Trial],
-               options: SweepOptions, slots: int, estimate: float | None, restore: bool) -> None:
-    """One Ray Tune run of ``pending`` (restoring the saved one of an interrupted session)."""
+               options: SweepOptions, slots: int, estimate: float | None, restore: bool,
+               costs: dict[str, float] | None = None) -> None:
+    """One Ray Tune run of ``pending`` (restoring the saved one of an interrupted session);
+    ``costs``, the dry run's seconds per trial, give the progress line its time left."""
     from mixerlab.sweep.progress import StudyCallback
     from mixerlab.sweep.stopped import stopped_record
 
@@ -177,7 +179,8 @@ def _run_round(spec: Spec, data, plan: Plan, study: Study, pending: list[Trial],
     _ways(spec, study, pending, options.address)  # a later round's new configuration, if any
     pending = _assigned(spec, study, pending)
     callback = StudyCallback(str(study.path), spec.name, len(order), done, slots,
-                             partial(stopped_record, study_name=spec.name), note=note)
+                             partial(stopped_record, study_name=spec.name), note=note,
+                             costs={t.trial_id: costs[t.trial_id] for t in pending} if costs else None)
     tuner = _tuner(spec, data, study, pending, options.retry_failed, slots, callback, restore)
     guess = f", about {estimate / slots / 60:,.1f} min by the dry run's estimate" if estimate else ""
     print(f"{spec.name}: {len(pending)} trial(s) to run ({done} already done), "
