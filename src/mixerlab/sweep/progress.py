@@ -54,13 +54,13 @@ class StudyCallback(tune.Callback):
         self.n_total, self.done_before, self.slots = n_total, n_done_before, slots
         self.stopped_record = stopped_record  # builds a row for an early-stopped trial
         self.costs = dict(costs or {})  # the dry run's seconds per pending trial, by trial id
+        self.done_ids: set[str] = set()  # trials finished before this driver (a restored run)
         self.reset()
 
     def reset(self) -> None:
         self.t0 = time.time()
         self.running: set[str] = set()
         self.finished: dict[str, str] = {}
-        self.durations: list[float] = []
         self.took: dict[str, float] = {}  # seconds per finished trial, by mixerlab trial id
         self.started: dict[str, float] = {}
         self.ids: dict[str, str] = {}  # Tune's trial id -> mixerlab's
@@ -123,9 +123,7 @@ class StudyCallback(tune.Callback):
         self.finished[trial.trial_id] = status
         self.running.discard(trial.trial_id)
         if trial.trial_id in self.started:
-            self.durations.append(time.time() - self.started.pop(trial.trial_id))
-            if trial.trial_id in self.ids:
-                self.took[self.ids[trial.trial_id]] = self.durations[-1]
+            self.took[self.ids[trial.trial_id]] = time.time() - self.started.pop(trial.trial_id)
         Study(self.study_path).write_tables()
         self._show(event=True)
 
@@ -139,8 +137,8 @@ class StudyCallback(tune.Callback):
         left = self._left()
         if left is not None:
             eta = f", ~{_fmt(left)} left"
-        elif self.durations:
-            per_slot = sum(self.durations) / len(self.durations)
+        elif self.took:
+            per_slot = sum(self.took.values()) / len(self.took)
             eta = f", ~{_fmt(per_slot * (pending + len(self.running) / 2) / max(1, self.slots))} left"
         best = f" | best val {self.best[0]:.1f}% ({self.best[1]})" if self.best[1] else ""
         note = f" | {self.note}" if getattr(self, "note", "") else ""  # absent in older pickles
@@ -153,11 +151,8 @@ class StudyCallback(tune.Callback):
         if not costs:
             return None
         now = time.time()
-        running = {self.ids[t]: now - self.started[t] for t in self.running
-                   if t in self.ids and t in self.started}
-        if len(running) < len(self.running):
-            return None  # a trial that started before this driver: its id is unknown here
-        seen = set(running) | set(self.took) | getattr(self, "done_ids", set())
+        running = {self.ids[t]: now - self.started[t] for t in self.running}  # set together
+        seen = set(running) | set(self.took) | self.done_ids
         pending = [i for i in costs if i not in seen]
         return eta_seconds(costs, self.took, running, pending, self.slots)
 

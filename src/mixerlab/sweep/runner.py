@@ -180,7 +180,7 @@ def _run_round(spec: Spec, data, plan: Plan, study: Study, pending: list[Trial],
     pending = _assigned(spec, study, pending)
     callback = StudyCallback(str(study.path), spec.name, len(order), done, slots,
                              partial(stopped_record, study_name=spec.name), note=note,
-                             costs={t.trial_id: costs[t.trial_id] for t in pending} if costs else None)
+                             costs=costs)
     tuner = _tuner(spec, data, study, pending, options.retry_failed, slots, callback, restore)
     guess = f", about {estimate / slots / 60:,.1f} min by the dry run's estimate" if estimate else ""
     print(f"{spec.name}: {len(pending)} trial(s) to run ({done} already done), "
