@@ -559,7 +559,7 @@ def main() -> None:
              "decide nothing.", ""]
     said = patches_claims.summary(claims, family_gaps)
     lines += ["## In short", ""] + [f"- {x}" for x in said] + [""]
-    lines += patches_claims.render(claims, family_gaps)
+    lines += patches_claims.render(claims, family_gaps, patches_claims.arm_trend(named))
     lines += ["## Findings next to the published results (descriptive)", ""]
     for r in findings.itertuples():
         lines += [f"### {r.question}", "", f"- **This evidence** ({r.studies}): {r.evidence}."]

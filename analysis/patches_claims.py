@@ -176,6 +176,67 @@ def budget_trend(gaps: pd.DataFrame) -> pd.DataFrame:
     return t.reset_index()
 
 
+# The budget studies as series of one design at growing budgets (study 13's replication is
+# its own series: fresh seeds, both arms at lr 0.03).
+ARM_SERIES = {"budget": "", "budget_long": "", "mixer_confirm": CONFIRMED}
+
+
+def arm_trend(frames: dict[str, pd.DataFrame]) -> pd.DataFrame:
+    """Each arm of the budget studies by training length: its mean test accuracy over the
+    compared seeds, what that mean gained since the series' next smaller budget (points), its
+    late validation gain and its number of seeds, one row per arm and series, one column per
+    budget (epochs). Columns ``arm``, ``series``, ``epochs``, ``test``, ``more``, ``late``,
+    ``n`` in the long form (``attrs['long']``).
+
+    Every budget's trials ran a whole one-cycle schedule, so ``more`` is what a longer schedule
+    bought, annealed to the end at both budgets: the anneal's own lift, which the late gain
+    carries, is in both means. It compares means over each budget's own seeds (the studies
+    share some seeds, not all), so it describes; it decides nothing."""
+    rows = []
+    for study, label in ARM_SERIES.items():
+        df = frames.get(study)
+        if df is None or "epochs" not in df:
+            continue
+        ok = df[df["status"] == "ok"] if "status" in df else df
+        for (arm, e), g in ok.groupby(["variant", "epochs"]):
+            rows.append({"arm": arm, "series": label, "epochs": int(e), "test": g["test_acc"].mean(),
+                         "late": g["late_gain"].mean() if "late_gain" in g else np.nan, "n": len(g)})
+    long = pd.DataFrame(rows, columns=["arm", "series", "epochs", "test", "late", "n"])
+    if not len(long):
+        return pd.DataFrame()
+    # budget and budget_long are one series (1, 3, 10 and 30 epochs: budget_long's compared
+    # trials are its 30-epoch ones); should two studies of a series give one budget, the first
+    # given is kept.
+    long = long.drop_duplicates(["arm", "series", "epochs"]).sort_values(["series", "arm", "epochs"])
+    long["more"] = long["test"] - long.groupby(["series", "arm"])["test"].shift()
+    cells = long.assign(
+        row=long["arm"] + long["series"],
+        cell=[f"{t:.2f}" + ("" if np.isnan(m) else f" ({m:+.2f})")
+              + (", late gain n/a" if np.isnan(lg) else f", late gain {lg:.1f}") + f", n={n}"
+              for t, m, lg, n in zip(long["test"], long["more"], long["late"], long["n"])])
+    t = cells.pivot(index="row", columns="epochs", values="cell")
+    t.columns = [f"{c} epochs" for c in t.columns]
+    t = t.reset_index().rename(columns={"row": "arm"})
+    t.attrs["long"] = long.reset_index(drop=True)
+    return t
+
+
+def arm_trend_text(long: pd.DataFrame) -> str:
+    """What the arms' own accuracy did over the last tripling of training, computed: the real
+    mixers' gain from the largest budget's predecessor, and how many gained more than the late
+    gain's threshold."""
+    real = long[long["arm"].isin(REAL) & long["more"].notna()]
+    if not len(real):
+        return ""
+    top = real[real["epochs"] == real["epochs"].max()]
+    before = long[(long["epochs"] < top["epochs"].iloc[0]) & long["arm"].isin(top["arm"])]["epochs"].max()
+    above = int((top["more"] > STILL_CLIMBING).sum())
+    return (f"From {int(before)} to {int(top['epochs'].iloc[0])} epochs the real mixers' mean test accuracy "
+            f"still rose by {top['more'].min():+.2f} to {top['more'].max():+.2f} points ({above} of {len(top)} "
+            f"arms by more than {STILL_CLIMBING:g}, a row per arm and series): a whole schedule at each budget, so this is more "
+            "training, not the anneal's lift.")
+
+
 def settled(gaps: pd.DataFrame) -> pd.Series:
     """Per gap of the family: whether it has stopped moving with training. A budget study's gap
     is settled when the same pair's gap at the next smaller budget (studies 7 and 10: 1, 3, 10,
@@ -319,8 +380,8 @@ def summary(table: pd.DataFrame, gaps: pd.DataFrame) -> list[str]:
     return lines
 
 
-def render(table: pd.DataFrame, gaps: pd.DataFrame) -> list[str]:
-    """The answer's Claims section."""
+def render(table: pd.DataFrame, gaps: pd.DataFrame, arms: pd.DataFrame | None = None) -> list[str]:
+    """The answer's Claims section (``arms``: :func:`arm_trend`'s table, shown after the gaps')."""
     if not len(table):
         return ["## Claims and verdicts", "", "None of the studies a claim reads was given, so no claim "
                 "is decided (each claim names its studies in analysis/patches_claims.py).", ""]
@@ -366,4 +427,13 @@ def render(table: pd.DataFrame, gaps: pd.DataFrame) -> list[str]:
                   "larger late validation gain of its two arms (above "
                   f"{STILL_CLIMBING:g}: still climbing). Whether a gap shrinks, holds or grows with training "
                   "is read across a row.", "", markdown_table(trend), ""]
+    if arms is not None and len(arms):
+        lines += ["### Each arm as training grows", "",
+                  "The same studies' arms, each at the lr its validation accuracy chose at that budget: mean "
+                  "test accuracy (%) over the compared seeds, in brackets what "
+                  "it gained since the series' next smaller budget (a difference of means; the budgets' "
+                  "seeds overlap in part), its late validation gain and its number of seeds. Each budget "
+                  "ran its own whole one-cycle schedule, so the bracket is what a longer schedule bought, "
+                  "with the anneal's lift in both means; the late gain is the lift within one schedule. "
+                  + arm_trend_text(arms.attrs["long"]), "", markdown_table(arms), ""]
     return lines

@@ -357,3 +357,34 @@ def test_a_confirmatory_study_decides_with_its_share_and_the_rest_keep_theirs():
     said = mod.summary(table, gaps)[0]
     assert "2 confirmatory (mixer_confirm) gap(s) at 98.00% each" in said
     assert "2 confirmatory (pixels_rf) gap(s) at 99.60% each" in said
+
+
+def test_arm_trend_gives_each_arm_by_budget_and_what_more_training_bought():
+    """analysis/patches_claims.arm_trend on hand-made comparison frames (synthetic numbers):
+    budget and budget_long form one series, mixer_confirm its own; the bracket is the change of
+    the mean from the series' next smaller budget; the sentence's range and count are computed."""
+    claims = _analysis_module("patches_claims")
+
+    def frame(study, arms):
+        return pd.DataFrame([{"study": study, "status": "ok", "variant": v, "epochs": e, "seed": s,
+                              "test_acc": acc, "late_gain": gain}
+                             for (v, e), (accs, gain) in arms.items() for s, acc in enumerate(accs)])
+
+    frames = {"budget": frame("budget", {("conv", 3): ([86.0, 88.0], 3.0), ("conv", 10): ([90.0, 91.0], 1.0),
+                                         ("identity", 10): ([80.0, 80.0], 20.0)}),
+              "budget_long": frame("budget_long", {("conv", 30): ([92.0, 92.0], 2.5),
+                                                   ("identity", 30): ([83.0, 83.0], 9.0)}),
+              "mixer_confirm": frame("mixer_confirm", {("attention", 10): ([88.0], 2.0),
+                                                       ("attention", 30): ([88.3], 3.0)}),
+              "baselines": frame("baselines", {("conv", 12): ([83.0], 0.8)})}
+    t = claims.arm_trend(frames).set_index("arm")
+    assert list(t.columns) == ["3 epochs", "10 epochs", "30 epochs"]
+    assert list(t.index) == ["attention [fresh seeds]", "conv", "identity"]  # an arm's series side by side
+    assert t.loc["conv", "3 epochs"] == "87.00, late gain 3.0, n=2"
+    assert t.loc["conv", "10 epochs"] == "90.50 (+3.50), late gain 1.0, n=2"
+    assert t.loc["conv", "30 epochs"] == "92.00 (+1.50), late gain 2.5, n=2"
+    assert t.loc["attention [fresh seeds]", "30 epochs"].startswith("88.30 (+0.30)")
+    text = claims.arm_trend_text(claims.arm_trend(frames).attrs["long"])
+    # the real mixers only (identity's +3.00 is left out); 1 of 2 above 0.5
+    assert "from 10 to 30 epochs" in text.lower() and "+0.30 to +1.50" in text and "1 of 2" in text
+    assert claims.arm_trend({"baselines": frames["baselines"]}).empty

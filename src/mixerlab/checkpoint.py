@@ -18,6 +18,7 @@ _LATER_MODEL_FACTORS = {"layout": "isotropic", "stem": "patch", "channel_mlp_rat
 # augmentation is seeded by itself, data/stream_loader.py), so it is never hashed.
 _LATER_DATA_FIELDS = {"split_per_seed": False, "stream": None, "memory_budget_gb": 16.0,
                       "randaugment": None, "random_erasing": 0.0, "crop_pct": None}
+_LATER_TRAIN_FIELDS = {"precise_bn": 0}
 
 
 def config_hash(cfg: TrialConfig, *, with_seed: bool = True) -> str:
@@ -32,7 +33,8 @@ def config_hash(cfg: TrialConfig, *, with_seed: bool = True) -> str:
     d["data"].pop("workers", None)  # how fast, not what: see _LATER_DATA_FIELDS
     # Factors added after studies were committed are hashed only when set, so a default
     # configuration keeps the id (and the finished record) it had before they existed.
-    for part, later in (("model", _LATER_MODEL_FACTORS), ("data", _LATER_DATA_FIELDS)):
+    for part, later in (("model", _LATER_MODEL_FACTORS), ("data", _LATER_DATA_FIELDS),
+                        ("train", _LATER_TRAIN_FIELDS)):
         for k, default in later.items():
             if d[part].get(k) == default:
                 d[part].pop(k)

@@ -168,6 +168,10 @@ class TrainConfig(BaseModel):
     mixup: float = Field(0.0, ge=0)  # timm Mixup alpha; 0 disables
     cutmix: float = Field(0.0, ge=0)  # timm CutMix alpha; 0 disables
     ema: float | None = Field(None, gt=0, lt=1)  # EMA decay of weights, e.g. 0.999; None disables
+    # Training images over which BatchNorm's statistics are recomputed before every evaluation
+    # (mixerlab/precise_bn.py; 8192 is the usual setting); 0 evaluates with the running averages
+    # training left, as every study before study 15 did.
+    precise_bn: int = Field(0, ge=0)
     device: str = "auto"  # "auto" = cuda if available else cpu
     threads: int | None = Field(None, gt=0)  # CPU threads; None = what the trial was given
     compile: bool = False  # torch.compile on CUDA

@@ -18,7 +18,7 @@ MODEL_FACTORS = tuple(k for k in ModelConfig.model_fields if k not in ("image_si
 DATA_FACTORS = ("image_size",)
 # Recipe values a grid may vary, or a spec may tune per arm (``nuisance:``).
 RECIPE_FACTORS = ("lr", "weight_decay", "batch_size", "epochs", "schedule", "label_smoothing",
-                  "grad_clip", "mixup", "cutmix", "ema")
+                  "grad_clip", "mixup", "cutmix", "ema", "precise_bn")
 GRID_FACTORS = MODEL_FACTORS + DATA_FACTORS + RECIPE_FACTORS
 
 # In the trial table ``model`` and ``mixer`` are one column, ``variant`` (ModelConfig.label:

@@ -12,6 +12,7 @@ bit-identical.
 
 from __future__ import annotations
 
+import itertools
 import math
 import random
 import time
@@ -27,6 +28,7 @@ from mixerlab.convergence import LATE_GAIN_KEY, late_gain
 from mixerlab.data import Dataset, DeviceLoader, open_data, resized, split_for_seed
 from mixerlab.data.path import STREAM_ONLY_FIELDS, is_streamed
 from mixerlab.models import create_model, relevant_factors, uses_pos_embed
+from mixerlab.precise_bn import recompute_bn_stats
 from mixerlab.schedule import make_scheduler
 
 OnEpoch = Callable[[dict, dict], None]  # (epoch metrics, resumable state)
@@ -42,6 +44,13 @@ def _reseed(seed: int, epoch: int) -> torch.Generator:
     np.random.seed(s)  # timm's Mixup draws from numpy
     random.seed(s)
     return torch.Generator().manual_seed(s)
+
+
+def _bn_generator(seed: int, epoch: int) -> torch.Generator:
+    """The draw of training batches precise BN reads after ``epoch``: its own stream, apart
+    from the epochs' (and the global generators untouched), so a trial with it trains on
+    the batches a trial without it trains on."""
+    return torch.Generator().manual_seed((seed * 1_000_003 + epoch + 500_009) % 2**31)
 
 
 def pick_device(name: str) -> torch.device:
@@ -183,6 +192,10 @@ def train(cfg: TrialConfig, *, data: Dataset | None = None, on_epoch: OnEpoch | 
             if not math.isfinite(train_loss):
                 raise Diverged(f"loss became {train_loss} at epoch {epoch + 1}")
             eval_model = ema.module if ema is not None else model
+            if t.precise_bn:  # after the epoch's timing: evaluation, not training
+                train_loader.generator = _bn_generator(cfg.seed, epoch)
+                recompute_bn_stats(eval_model, itertools.islice(
+                    train_loader, math.ceil(t.precise_bn / t.batch_size)), amp)
             val_acc, val_loss = evaluate(eval_model, val_loader, amp)
             row = dict(epoch=epoch + 1, train_loss=train_loss, train_acc=100.0 * correct.item() / seen,
                        val_loss=val_loss, val_acc=val_acc, lr=opt.param_groups[0]["lr"],
@@ -251,7 +264,8 @@ def _record(cfg, data, model, history, counts, *, status, error, train_time, dev
         d["split_per_seed"] = True
     rec.update(dataset=data.name, **{k: v for k, v in d.items() if k != "image_size"})
     rec["augment"] = bool(data.crop_padding or data.flip)
-    rec.update(t.model_dump(exclude=HOW_FIELDS))
+    # precise_bn appears only where it is set, so records of the default keep their columns.
+    rec.update(t.model_dump(exclude=HOW_FIELDS | (set() if t.precise_bn else {"precise_bn"})))
     if t.execution is not None:  # only then, so the records of earlier trials keep their columns
         rec.update(t.execution.record())
     rec.update(seed=cfg.seed, epochs_run=len(history))

@@ -41,6 +41,9 @@ def register(sub) -> None:
     g.add_argument("--mixup", type=float, default=None, help="mixup alpha (0 = off)")
     g.add_argument("--cutmix", type=float, default=None, help="cutmix alpha (0 = off)")
     g.add_argument("--ema", type=float, default=None, help="EMA decay of weights, e.g. 0.999")
+    g.add_argument("--precise-bn", type=int, default=None, metavar="IMAGES",
+                   help="recompute BatchNorm statistics over this many training images before "
+                        "every evaluation (8192 is usual; 0 = the running averages, the default)")
     g.add_argument("--no-augment", action="store_true", help="no random crop / flip")
     g.add_argument("--seed", type=int, default=0)
     g.add_argument("--device", default="auto", help="auto (cuda if available), cpu, cuda, cuda:1")
@@ -67,7 +70,7 @@ def trial_config(args) -> TrialConfig:
     if args.image_size is not None:  # the data set is resized to it, as dataset.image_size in a spec
         data["image_size"] = args.image_size
     train = {k: getattr(args, k) for k in ("epochs", "batch_size", "lr", "weight_decay", "schedule",
-                                           "label_smoothing", "mixup", "cutmix", "ema", "threads")
+                                           "label_smoothing", "mixup", "cutmix", "ema", "precise_bn", "threads")
              if getattr(args, k) is not None}
     train.update(device=args.device, compile=args.compile)
     return TrialConfig(model=model_config(args), data=parse(DataConfig, data, "data options"),
