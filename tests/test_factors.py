@@ -45,6 +45,7 @@ LEVELS = {
     "mixup": [0.0, 0.2],
     "cutmix": [0.0, 0.2],
     "ema": [0.5, 0.9],
+    "precise_bn": [0, 64],
 }
 # Where a factor applies only to some models, the base is one it applies to.
 CONTEXT = {"heads": {"mixer": ["attention", "identity"]},

@@ -264,8 +264,7 @@ def _record(cfg, data, model, history, counts, *, status, error, train_time, dev
         d["split_per_seed"] = True
     rec.update(dataset=data.name, **{k: v for k, v in d.items() if k != "image_size"})
     rec["augment"] = bool(data.crop_padding or data.flip)
-    # precise_bn appears only where it is set, so records of the default keep their columns.
-    rec.update(t.model_dump(exclude=HOW_FIELDS | (set() if t.precise_bn else {"precise_bn"})))
+    rec.update(t.model_dump(exclude=HOW_FIELDS))
     if t.execution is not None:  # only then, so the records of earlier trials keep their columns
         rec.update(t.execution.record())
     rec.update(seed=cfg.seed, epochs_run=len(history))
