@@ -58,10 +58,10 @@ def pair(a: pd.DataFrame, b: pd.DataFrame, ha: pd.DataFrame, hb: pd.DataFrame) -
                           "in the second; give two studies of the same arms and seeds")
     rows = []
     for r in joined.to_dict("records"):
-        ca = curve(ha[ha["trial_id"] == r["trial_id_a"]])
-        cb = curve(hb[hb["trial_id"] == r["trial_id_b"]])
-        la = ha[ha["trial_id"] == r["trial_id_a"]].sort_values("epoch")["train_loss"].to_numpy()
-        lb = hb[hb["trial_id"] == r["trial_id_b"]].sort_values("epoch")["train_loss"].to_numpy()
+        ta = ha[ha["trial_id"] == r["trial_id_a"]].sort_values("epoch")
+        tb = hb[hb["trial_id"] == r["trial_id_b"]].sort_values("epoch")
+        ca, cb = curve(ta), curve(tb)
+        la, lb = ta["train_loss"].to_numpy(), tb["train_loss"].to_numpy()
         same = bool(np.array_equal(la, lb)) if ca["epochs"] == cb["epochs"] else None
         rows.append({**{k: r[k] for k in KEYS}, "trial_a": r["trial_id_a"], "trial_b": r["trial_id_b"],
                      "epochs_a": ca["epochs"], "epochs_b": cb["epochs"],

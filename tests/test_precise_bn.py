@@ -86,3 +86,9 @@ def test_committed_trials_keep_their_ids():
 def test_precise_bn_must_not_be_negative():
     with pytest.raises(ValueError):
         small(precise_bn=-1)
+
+
+def test_a_negative_count_is_refused_by_the_cli(run_cli):
+    code, _, err = run_cli("train", "--dataset", "synthetic", "--precise-bn", "-1", "--epochs", "1")
+    assert code == 2 and "precise_bn" in err and "greater than or equal to 0" in err
+    assert "Traceback" not in err

@@ -38,8 +38,12 @@ class Diverged(RuntimeError):
     """The training loss became NaN or infinite."""
 
 
+def _epoch_seed(seed: int, epoch: int, stream: int = 0) -> int:
+    return (seed * 1_000_003 + epoch + stream) % 2**31
+
+
 def _reseed(seed: int, epoch: int) -> torch.Generator:
-    s = (seed * 1_000_003 + epoch) % 2**31
+    s = _epoch_seed(seed, epoch)
     torch.manual_seed(s)
     np.random.seed(s)  # timm's Mixup draws from numpy
     random.seed(s)
@@ -50,7 +54,7 @@ def _bn_generator(seed: int, epoch: int) -> torch.Generator:
     """The draw of training batches precise BN reads after ``epoch``: its own stream, apart
     from the epochs' (and the global generators untouched), so a trial with it trains on
     the batches a trial without it trains on."""
-    return torch.Generator().manual_seed((seed * 1_000_003 + epoch + 500_009) % 2**31)
+    return torch.Generator().manual_seed(_epoch_seed(seed, epoch, stream=500_009))
 
 
 def pick_device(name: str) -> torch.device:
