@@ -16,6 +16,7 @@ import numpy as np
 import pandas as pd
 
 from mixerlab.analysis.stats import paired
+from mixerlab.analysis.verdict import verdict
 from mixerlab.errors import ConfigError
 
 # Columns of a record that say how the data were read, not what was computed (train._record);
@@ -69,12 +70,11 @@ def path_effects(pairs: pd.DataFrame, metric: str = "test_acc", rope: float = 0.
     for variant, g in groups:
         a, b = g[f"{metric}_stream"].to_numpy(float), g[f"{metric}_memory"].to_numpy(float)
         t = paired(a, b, confidence)
-        verdict = ("equivalent" if -rope <= t["lo"] and t["hi"] <= rope else
-                   "different" if t["lo"] > 0 or t["hi"] < 0 else "within noise, undecided")
+        said = verdict(t["lo"], t["hi"], "differs", rope)
         rows.append({"variant": variant, "n_pairs": len(g), "memory": b.mean(), "stream": a.mean(),
                      "diff": t["diff"], "lo": t["lo"], "hi": t["hi"], "p": t["p"],
                      "sd_memory": _sd(b), "sd_stream": _sd(a), "sd_diff": _sd(a - b),
-                     "verdict": verdict,
+                     "verdict": "within noise, undecided" if said == "undecided" else said,
                      "time_ratio": float((g["trial_time_s_stream"] / g["trial_time_s_memory"]).median()),
                      "images_per_s_ratio": float((g["train_images_per_s_stream"]
                                                   / g["train_images_per_s_memory"]).median())})

@@ -46,6 +46,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from mixerlab.analysis.verdict import verdict
+
 # Prior precision of the standardized effect (mu/sd), default phi for both functions.
 # savvi's default phi = 1 (prior sd 1 sd) leaves the CS infinite until n = 7 at alpha = 0.05/6
 # (n = 6 at 0.05): the radius is finite only when r**nu < alpha**2, r = phi/(phi+n). A smaller
@@ -125,19 +127,8 @@ def p_values(d, phi: float = PHI) -> np.ndarray:
 
 
 def decide(lo: float, hi: float, rope: float) -> str:
-    """Return "equivalent" if [lo, hi] lies inside [-rope, +rope], else "different" if it
-    excludes 0, else "undecided".
-
-    Precedence: an interval inside (0, rope] both excludes 0 and lies in the ROPE. The gap is
-    then certainly non-zero but certainly smaller than what matters, so it is reported as
-    practically "equivalent"; "different" means a gap that may be as large as the ROPE or
-    larger. Both statements hold with the CS's time-uniform coverage, so either can stop the
-    seeding. An infinite bound is never equivalent; rope = 0 makes "equivalent" need lo = hi = 0.
-    """
-    if not rope >= 0:
-        raise ValueError(f"rope must be >= 0, got {rope}")
-    if lo >= -rope and hi <= rope:
-        return "equivalent"
-    if lo > 0 or hi < 0:
-        return "different"
-    return "undecided"
+    """The two-sided verdict of the sequence's interval: "equivalent" (inside ``[-rope,
+    +rope]``), "different" (excludes 0) or "undecided", by the one rule
+    (:func:`mixerlab.analysis.verdict.verdict`, kind ``differs``). Both statements hold with
+    the CS's time-uniform coverage, so either can stop the seeding."""
+    return verdict(lo, hi, "differs", rope)

@@ -27,6 +27,7 @@ from mixerlab.results import atomic_write_text
 from mixerlab.sweep import resume, rounds
 from mixerlab.sweep.connect import connected
 from mixerlab.sweep.options import SweepOptions
+from mixerlab.sweep import registration
 from mixerlab.sweep.spec import Spec, load_spec
 from mixerlab.sweep.study import FINAL, Study
 from mixerlab.sweep.trials import Plan, Trial, expand, group_id
@@ -68,6 +69,7 @@ def _run_locked(spec: Spec, data, plan: Plan, study: Study, spec_path, options: 
     resume.remove_stale(study)
     study.create(spec.fingerprint(), len(plan.trials))
     atomic_write_text(study.path / "spec.yaml", Path(spec_path).read_text())
+    registration.register(study.path, spec.claims)  # before any trial of this session runs
     rounds.restore(plan, study)
     records = resume.finished_records(study, _order(plan), options.retry_failed)
     trackers = _open_trackers(options, study, spec.name, plan, records)

@@ -32,6 +32,7 @@ from pydantic import (
     model_validator,
 )
 
+from mixerlab.claims import ClaimSpec
 from mixerlab.config import DataConfig, ModelConfig, TrainConfig, parse
 from mixerlab.errors import ConfigError
 from mixerlab.execution import ExecutionPins
@@ -145,6 +146,10 @@ Seeds = Annotated[Union[Annotated[list[int], Tag("list")], Annotated[int, Tag("c
 # How a study is scheduled and run, not what it computes: not part of its fingerprint.
 _SCHEDULING = {"question", "resources", "max_concurrent", "max_failures", "time_budget_s",
                "execution"}
+# Not what the trials compute either: the claims are registered on their own
+# (sweep/registration.py), so editing one after trials finished is recorded as a change of
+# the claim, and the study still resumes.
+_NOT_COMPUTED = _SCHEDULING | {"claims"}
 # Fields added after the full-dump fingerprint was retired: that form never held them, so
 # they are left out of it (at their default, the only value an old study can have).
 _SINCE_FULL_DUMP = {"tuning"}
@@ -174,6 +179,8 @@ class Spec(BaseModel):
     time_budget_s: float | None = Field(None, gt=0)
     # How trials run (mixerlab/execution.py): measured per configuration unless pinned here.
     execution: ExecutionPins = ExecutionPins()
+    # The study's claims (mixerlab/claims.py): a spec with claims is a confirmatory study.
+    claims: list[ClaimSpec] | None = None
 
     @field_validator("name")
     @classmethod
@@ -248,7 +255,7 @@ class Spec(BaseModel):
         default that changes nothing) leaves the fingerprint of every existing study as it
         was, and re-running its command still resumes it instead of refusing a "different spec".
         """
-        d = self.model_dump(mode="json", exclude_defaults=True, exclude=_SCHEDULING)
+        d = self.model_dump(mode="json", exclude_defaults=True, exclude=_NOT_COMPUTED)
         # Where the data lie is not what is computed (as in checkpoint.config_hash): load_spec
         # resolves data_dir to an absolute path, which differs between clones of the project.
         d.get("dataset", {}).pop("data_dir", None)
@@ -258,7 +265,7 @@ class Spec(BaseModel):
         """This spec's fingerprint and the one studies recorded before defaults were left out
         (every field dumped), which a study folder made then still carries."""
         new = {k for k in _SINCE_FULL_DUMP if getattr(self, k) == type(self).model_fields[k].default}
-        d = self.model_dump(mode="json", exclude=_SCHEDULING | new)
+        d = self.model_dump(mode="json", exclude=_NOT_COMPUTED | new)
         return {self.fingerprint(), hashlib.sha1(json.dumps(d, sort_keys=True).encode()).hexdigest()[:12]}
 
 
@@ -357,6 +364,10 @@ def load_spec(path: str | Path) -> Spec:
     for key, model in (("dataset", DataConfig), ("train", TrainConfig), ("model", ModelConfig)):
         parse(model, getattr(spec, key), f"{path}: {key}")
     _check_workers(spec, path)
+    if spec.claims:
+        from mixerlab.sweep.claims_check import check_claims
+
+        check_claims(spec, path)
     return spec
 
 

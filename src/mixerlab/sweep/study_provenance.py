@@ -55,6 +55,8 @@ def provenance_document(spec: Spec, sessions: list[dict], n_trials: int, trials:
             k: f"{w['variant']} (batch {w['batch_size']}): {w['label']}" for k, w in ways["ways"].items()}}
         if ways else None,
         "spec_fingerprint": spec.fingerprint(),
+        # each claim's fingerprint as this session ran it; its registration: claims.json
+        "claims": {c.name: c.fingerprint() for c in spec.claims} if spec.claims else None,
     }
 
 
