@@ -1,27 +1,28 @@
-"""Are patches all you need? The platform's answer, combined over every committed study.
+"""Are patches all you need? The platform's answer: the primary claims' verdicts, then every
+committed study described.
 
-Built only on ``mixerlab.analysis``. Every study enters at its own report's comparison: each
-arm at its validation-chosen learning rate, one frame per capacity matching. Then:
+This script only says which studies make the answer; everything it computes is the library's.
 
-1. **Claims** (analysis/patches_claims.py): the verdicts. Each published claim is a rule on
-   seed-paired gaps, written before its numbers, decided on intervals adjusted in one family
-   for the whole answer, with a region of practical equivalence, so a verdict can come out
-   agrees, disagrees, equivalent or undecided; and only from arms that had converged.
+1. **Verdicts** (:mod:`mixerlab.analysis.answer`): the primary claims of the confirmatory
+   studies given, each declared in its study's spec, registered before its data and decided
+   by its own study (``mixerlab.analysis.claims``) at the alpha its spec states. A
+   confirmatory study not run yet is given as its spec (``--pending``) and listed as such.
+   The figure is their forest plot (``answer.png``).
 2. **Findings**: one registered function per question (mixer or patch size, what any token
    mixing buys, layout, stem, kernel, pixels, fixed token grid, references, capacity). Each
    reads the studies it needs and states this evidence with seed-paired 95% CIs next to the
-   published result it relates to. They describe; the claims decide. A finding whose study
-   is not given is listed as missing, not guessed.
+   published result it relates to. They describe, with no verdict and no alpha.
 3. **Overview**: for each study that varies the token mixer, the share of test-accuracy
    variance the mixer and the patch size explain (ANOVA eta^2, with bootstrap intervals),
    the identity control's gap to the best mixer and the spread among real mixers.
-4. **Figure**: test accuracy against MACs for every mixer, patch size and layout, one panel
-   per study (their recipes differ, so accuracies are compared within a panel only).
+4. **Accuracy against MACs**: every mixer, patch size and layout, one panel per study.
 
-    python analysis/patches_answer.py results/quick results/mixer_patch ... --out results/answer
+    python analysis/patches_answer.py results/quick ... results/pixels_rf_short \
+        --pending ablations/mixer_claims.yaml --out results/answer --readme README.md
 
-Writes ``answer.md``, ``answer.png``/``.svg`` (the overview), ``accuracy_vs_macs.png``/``.svg``,
-``claims.csv`` (one row per claim), ``gaps.csv`` (the family) and ``findings.csv`` under ``--out``.
+Writes ``answer.md``, ``answer.png``/``.svg`` (the forest plot), ``accuracy_vs_macs.png``/``.svg``,
+``claims.csv`` (one row per primary claim), ``gaps.csv`` (their gaps per budget),
+``points.csv`` (per seed) and ``findings.csv`` under ``--out``.
 """
 
 from __future__ import annotations
@@ -54,14 +55,17 @@ from mixerlab.analysis import (  # noqa: E402
     pairwise,
     study_spec,
 )
+from mixerlab.analysis.answer import alpha_text, primary_claims, verdict_table  # noqa: E402
 from mixerlab.analysis.comparison import Comparison  # noqa: E402
 from mixerlab.analysis.convergence import trial_gains  # noqa: E402
+from mixerlab.analysis.forest import forest  # noqa: E402
 from mixerlab.analysis.plots import palette, save  # noqa: E402
 from mixerlab.errors import ConfigError  # noqa: E402
 from mixerlab.results import atomic_write_csv, atomic_write_text  # noqa: E402
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))  # the claims live beside this script
-import patches_claims  # noqa: E402
+# Study 11 (pixels_rf) seeded adaptively: seeds 1-6 were fixed before any look, so a fixed-n
+# 95% interval describes those; seeds its rule added are in its own (anytime-valid) report.
+PIXELS_RF_FIXED_SEEDS = (1, 2, 3, 4, 5, 6)
 
 # Rank-deficient designs are named in the overview's text; statsmodels' warning adds nothing.
 warnings.filterwarnings("ignore", message="The design matrix is rank-deficient")
@@ -75,14 +79,6 @@ def comparison(df: pd.DataFrame, spec) -> Comparison:
     only, one frame per capacity matching (named ``study (matched by params)``)."""
     nuisance = spec.nuisance or {}
     return compare(df, list(nuisance), nuisance)
-
-
-def tuning_frame(c: Comparison) -> pd.DataFrame | None:
-    """A two-stage study's tuning trials at the setting each arm chose (ok trials only): its
-    smaller training budget, which a claim may read to see whether a gap stopped moving. None
-    for a study without a tuning stage, or whose measured stage has not run."""
-    chosen = c.tuning_chosen
-    return None if chosen is None else chosen[chosen["status"] == "ok"]
 
 
 def arm(df: pd.DataFrame, **at) -> pd.Series:
@@ -274,7 +270,7 @@ def pixels_rf(s: dict) -> dict:
     df = next(iter(s["pixels_rf"].values()))
     # The seeds fixed before any look, as in its claims: seeds its adaptive rule added are not
     # a fixed-n sample (the study's own report gives them anytime-valid intervals).
-    df = df[df["seed"].isin(patches_claims.PIXELS_RF_SEEDS)]
+    df = df[df["seed"].isin(PIXELS_RF_FIXED_SEEDS)]
     ps = sorted(int(p) for p in df["patch_size"].unique())
     lo_p, hi_p = ps[0], ps[-1]
     macs = {p: float(df.loc[df["patch_size"] == p, "macs"].iloc[0]) for p in ps}
@@ -414,26 +410,6 @@ def limits_text(frames: list[pd.DataFrame]) -> str:
             "intervals resample the few trials of each cell and are, if anything, too narrow.")
 
 
-def overview_figure(frames: list[pd.DataFrame]) -> plt.Figure:
-    fig, axes = plt.subplots(1, len(frames), figsize=(4.2 * len(frames) + 1.5, 4), squeeze=False)
-    colors = palette(pd.concat(frames)["variant"].dropna())
-    for ax, df in zip(axes[0], frames):
-        agg = aggregate(df, by=["variant"]).sort_values("test_acc_mean")
-        # Dots, not bars: the axis does not start at zero, and a bar's length would then
-        # exaggerate the gaps between mixers.
-        for y, row in enumerate(agg.itertuples()):
-            ax.errorbar(row.test_acc_mean, y, xerr=[[row.test_acc_mean - row.test_acc_lo],
-                                                    [row.test_acc_hi - row.test_acc_mean]],
-                        fmt="o", color=colors[row.variant], markersize=8, capsize=4, elinewidth=2)
-        ax.set_yticks(range(len(agg)), agg["variant"])
-        ax.set_ylim(-0.5, len(agg) - 0.5)
-        ax.set_title(df["study"].iloc[0], fontsize=10)
-        ax.set_xlabel("test accuracy (%), 95% CI")
-    fig.suptitle("Test accuracy by mixer, each study at its own recipe (mean over its other factors)")
-    fig.tight_layout()
-    return fig
-
-
 MARKERS = {1: "*", 2: "s", 4: "o", 7: "^"}
 PANEL_TITLES = {"mixer_patch": "mixer x patch at equal capacity", "pixels": "patch size at 28 px, two stems",
                 "fixed_grid": "a 7x7 grid from 7, 14, 28 px images", "layout": "isotropic vs pyramid"}
@@ -494,48 +470,62 @@ def readme_text(path: Path) -> str:
     return text
 
 
-def write_readme_block(path: Path, said: list[str], command: str) -> None:
-    """Replace the text between the two marker lines of ``path`` with the verdicts' summary,
-    so the README's counts are the script's, not typed."""
+def write_readme_block(path: Path, lines: list[str], command: str) -> None:
+    """Replace the text between the two marker lines of ``path`` with the verdicts' block, so
+    every number in the README's Findings is the script's, not typed."""
     head, rest = readme_text(path).split(README_BEGIN, 1)
     _, tail = rest.split(README_END, 1)
-    block = "\n".join([README_BEGIN, ""] + [f"- {x}" for x in said] +
-                       ["", f"(`{command}`)", README_END])
+    block = "\n".join([README_BEGIN, ""] + lines + ["", f"(`{command}`)", README_END])
     atomic_write_text(path, head + block + tail)
+
+
+def verdict_lines(claims: pd.DataFrame, gaps: pd.DataFrame, figure: str, limits: str) -> list[str]:
+    """The answer's opening: the verdict table, the forest plot, alpha and the limits."""
+    if not len(claims):
+        return ["No confirmatory study with primary claims was given: nothing is decided."]
+    counts = claims["verdict"].value_counts()
+    return ["Each primary claim is declared in its study's spec, registered before any of its trials "
+            "finished and decided by its own study: each gap's seed-paired interval at the claim's "
+            "largest budget (points of test accuracy, a - b), against the claim's ROPE; it stands only if "
+            "the gap's change from the previous budget lies inside the stated band (90% interval).", "",
+            markdown_table(verdict_table(claims, gaps)), "",
+            f"Verdicts: {', '.join(f'{n} {v}' for v, n in counts.items())}. {alpha_text(claims)}", "",
+            f"![The primary claims]({figure})", "", f"Limits: {limits}"]
 
 
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("studies", nargs="+", help="study folders (results/<name>)")
+    p.add_argument("--pending", nargs="*", default=[], metavar="SPEC",
+                   help="specs of confirmatory studies not run yet: their claims are listed as such")
     p.add_argument("--out", default="results/answer")
-    p.add_argument("--readme", help="also write the verdicts' summary into this file, between the "
+    p.add_argument("--readme", help="also write the verdicts' block into this file, between the "
                    f"lines {README_BEGIN!r} and {README_END!r} (e.g. README.md)")
     args = p.parse_args()
     if args.readme:
         readme_text(Path(args.readme))  # refused before anything is written
     studies: dict[str, dict[str, pd.DataFrame]] = {}
-    tuning: dict[str, pd.DataFrame] = {}  # for the claims only: a smaller budget, not a comparison
     for path in args.studies:
         df, spec = load_study(path), study_spec(path)
         history = load_history([path])
-        # Each trial's late validation gain (its record's, or computed from its history).
+        # Each trial's late validation gain (its record's, or computed from its history): a
+        # diagnostic the findings quote, never a gate.
         c = comparison(df, spec)
         studies[spec.name] = {f["study"].iloc[0]: f.assign(late_gain=trial_gains(f, history))
                               for f in c.frames()}
-        tuned = tuning_frame(c)
-        if tuned is not None:
-            tuning[spec.name + patches_claims.TUNING] = tuned
+    claims, claim_gaps, points = primary_claims(args.studies, args.pending)
     frames = [f for by in studies.values() for f in by.values() if "variant" in factors_varied(f)]
-    if not frames:
-        raise ConfigError("none of these studies varies the token mixer; give a study whose "
-                          "grid varies 'mixer' (e.g. results/quick)")
+    if not frames and not len(claims):
+        raise ConfigError("none of these studies varies the token mixer or states claims; give a "
+                          "study whose grid varies 'mixer' (e.g. results/quick) or a confirmatory study")
     out = Path(args.out)
-    table = pd.DataFrame([study_answer(f) for f in frames])
-    save(overview_figure(frames), out, "answer")
+    if len(claim_gaps):
+        save(forest(claims, claim_gaps, points), out, "answer")
     panel_names = ("mixer_patch", "pixels", "fixed_grid", "layout")
     panels = [f for n in panel_names if n in studies for k, f in studies[n].items() if "macs" not in k]
     panels = panels or frames  # none of the program's studies given: every study that varies the mixer
-    save(macs_figure(panels), out, "accuracy_vs_macs")
+    if panels:
+        save(macs_figure(panels), out, "accuracy_vs_macs")
 
     rows = []
     for topic, needs, claim, fn in FINDINGS:
@@ -545,50 +535,55 @@ def main() -> None:
                    if missing else fn(studies))
         rows.append(row)
     findings = pd.DataFrame(rows)
-    named = {k: f for by in studies.values() for k, f in by.items()} | tuning
-    claims, family_gaps = patches_claims.evaluate(patches_claims.claim_list(named), named)
     atomic_write_csv(out / "findings.csv", findings)
     atomic_write_csv(out / "claims.csv", claims)
-    atomic_write_csv(out / "gaps.csv", family_gaps)
+    atomic_write_csv(out / "gaps.csv", claim_gaps)
+    atomic_write_csv(out / "points.csv", points)
 
-    lines = ["# Are patches all you need?", "",
-             "Every study enters at its own report's comparison: each arm at the learning rate its "
-             "validation accuracy chose, one comparison per capacity matching; every difference is "
-             "seed-paired (test accuracy, points). The verdicts are the claims' below, decided in one "
-             "family; the findings after them describe each study with per-comparison 95% CIs and "
-             "decide nothing.", ""]
-    said = patches_claims.summary(claims, family_gaps)
-    lines += ["## In short", ""] + [f"- {x}" for x in said] + [""]
-    lines += patches_claims.render(claims, family_gaps, patches_claims.arm_trend(named))
-    lines += ["## Findings next to the published results (descriptive)", ""]
+    limits = limits_text(frames) if frames else "see each study's report."
+    opening = verdict_lines(claims, claim_gaps, "answer.png", limits)
+    lines = ["# Are patches all you need?", "", "## The verdicts: primary claims", ""] + opening + [""]
+    if len(claims):
+        lines += ["### Each claim", ""]
+        for c in claims.itertuples():
+            lines += [f"- **{c.claim}** ({c.study}; {c.kind}; {c.source}): {c.text}. Verdict **{c.verdict}**"
+                      + (f" (at the largest budget: {c.verdict_at_largest}; stability: {c.stability})"
+                         if c.verdict_at_largest else "") + f". {c.registration}."]
+        lines.append("")
+    table = pd.DataFrame([study_answer(f) for f in frames])
+    lines += ["## Findings next to the published results (descriptive: 95% intervals, no verdict)", ""]
     for r in findings.itertuples():
         lines += [f"### {r.question}", "", f"- **This evidence** ({r.studies}): {r.evidence}."]
         if r.published:
             lines += [f"- **Published**: {r.published}."]
         lines.append("")
-    lines += ["## Accuracy against MACs", "", "![accuracy against MACs](accuracy_vs_macs.png)", "",
-              "One panel per study: their training subsets, epochs and widths differ, so accuracies "
-              "compare within a panel, not across panels.", "",
-              "## Overview per study", "",
-              "Share of test-accuracy variance explained by the mixer and by the patch size (ANOVA "
-              "eta^2, 95% bootstrap interval over trials resampled within cells), the gap between the "
-              "best mixer and the identity control, and the spread among real mixers.", "",
-              markdown_table(table), "",
-              "Studies whose design is not a full product (pixels: no attention at patch 1; "
-              "depth_width: depth at one width, width at one depth) give a rank-deficient ANOVA: their "
-              "shares here are indicative, and the findings above use their balanced parts or paired "
-              "differences instead.", "", "![answer](answer.png)", "",
-              "## Limits", "", limits_text(frames)]
+    if panels:
+        lines += ["## Accuracy against MACs", "", "![accuracy against MACs](accuracy_vs_macs.png)", "",
+                  "One panel per study: their training subsets, epochs and widths differ, so accuracies "
+                  "compare within a panel, not across panels.", ""]
+    if len(table):
+        lines += ["## Overview per study", "",
+                  "Share of test-accuracy variance explained by the mixer and by the patch size (ANOVA "
+                  "eta^2, 95% bootstrap interval over trials resampled within cells), the gap between the "
+                  "best mixer and the identity control, and the spread among real mixers.", "",
+                  markdown_table(table), "",
+                  "Studies whose design is not a full product (pixels: no attention at patch 1; "
+                  "depth_width: depth at one width, width at one depth) give a rank-deficient ANOVA: their "
+                  "shares here are indicative, and the findings above use their balanced parts or paired "
+                  "differences instead.", ""]
+    command = f"python analysis/patches_answer.py {' '.join(sys.argv[1:])}"
     v = provenance.versions()
-    lines += ["", "## Provenance", "",
-              f"- command: `python analysis/patches_answer.py {' '.join(sys.argv[1:])}`",
+    lines += ["## Provenance", "",
+              f"- command: `{command}`",
               f"- made at {provenance.now()} from mixerlab {v['mixerlab_version']} "
               f"(commit {v['git_commit']}); each study's own command, seeds, device and "
-              "versions are in its `provenance.json`:"]
+              "versions are in its `provenance.json`, each confirmatory study's registered claims in "
+              "its `claims.json`:"]
     lines += [f"  - `{s}/provenance.json`" for s in args.studies]
     atomic_write_text(out / "answer.md", "\n".join(lines) + "\n")
     if args.readme:
-        write_readme_block(Path(args.readme), said, f"python analysis/patches_answer.py {' '.join(sys.argv[1:])}")
+        write_readme_block(Path(args.readme), verdict_lines(claims, claim_gaps, "results/answer/answer.png", limits),
+                           command)
     for r in claims.itertuples():
         print(f"- {r.claim}: {r.verdict}")
     print(f"wrote {out / 'answer.md'}")

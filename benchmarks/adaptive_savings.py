@@ -34,6 +34,7 @@ from scipy import stats
 from mixerlab.analysis.comparison import compare
 from mixerlab.analysis.decisions import Rule, decisions, differences
 from mixerlab.analysis.load import load_studies, study_spec
+from mixerlab.analysis.power import fixed_n
 
 KEY = ["by", "comparison", "a", "b"]  # one comparison of a study (its matching, stratum and arms)
 
@@ -66,17 +67,6 @@ def _fixed_decisions(c, rope: float, alpha: float = 0.05) -> pd.DataFrame:
     # 3-5 seeds, where the t quantile at alpha / 2m is 5 to 13).
     out["fixed_n_needed"] = [fixed_n(d, sd, alpha / len(out)) for d, sd in zip(out["diff"], out["sd"])]
     return out
-
-
-def fixed_n(diff: float, sd: float, alpha: float, power: float = 0.8, most: int = 100) -> float:
-    """Seeds (>= 3: a finite interval) for a two-sided paired t-test at ``alpha`` to reach
-    ``power`` at mean difference ``diff`` and seed-to-seed sd ``sd``; inf beyond ``most``."""
-    for n in range(3, most + 1):
-        crit = stats.t.ppf(1 - alpha / 2, n - 1)
-        ncp = abs(diff) / sd * np.sqrt(n) if sd > 0 else np.inf
-        if stats.nct.sf(crit, n - 1, ncp) + stats.nct.cdf(-crit, n - 1, ncp) >= power:
-            return float(n)
-    return np.inf
 
 
 def _cost(df: pd.DataFrame) -> dict:

@@ -317,7 +317,8 @@ def test_patches_answer_combines_a_study_and_refuses_bad_input(tmp_path):
     assert "not committed: baselines" in text  # a finding without its study is listed as missing
     assert f"- command: `python analysis/patches_answer.py {study} --out" in text  # provenance
     assert f"`{study}/provenance.json`" in text and "commit " in text
-    assert (tmp_path / "answer" / "answer.png").stat().st_size > 10_000
+    assert (tmp_path / "answer" / "accuracy_vs_macs.png").stat().st_size > 10_000
+    assert "nothing is decided" in text  # no confirmatory study given: no verdict
     bad = subprocess.run([sys.executable, ANSWER, tmp_path / "nowhere", "--out", tmp_path / "x"],
                          capture_output=True, text=True, timeout=120)
     assert bad.returncode == 2 and "Traceback" not in bad.stderr
@@ -325,24 +326,68 @@ def test_patches_answer_combines_a_study_and_refuses_bad_input(tmp_path):
     assert not (tmp_path / "x").exists()
 
 
-@pytest.mark.parametrize("pool, gain, verdict", [
-    (78.0, 0.1, "agrees"),  # clearly above the identity control, every arm converged
-    (70.3, 0.1, "equivalent"),  # above it, but by less than the ROPE: "better" does not hold
-    (65.0, 0.1, "disagrees"),  # below it
-    (78.0, 2.0, "undecided (arms still climbing)"),  # the same gap from arms still learning
+CLAIMED_SPEC = """\
+name: claimed
+question: Does pool mixing beat the identity control?
+grid: {{mixer: [pool, identity], epochs: [10, 30]}}
+seeds: [0, 1, 2, 3]
+claims:
+  - name: PX
+    text: pool mixing beats no mixing
+    source: MetaFormer (synthetic test)
+    kind: beats
+    gaps: [{{a: {{mixer: pool}}, b: {{mixer: identity}}}}]
+    rope: 1.0
+    alpha: 0.0125
+    budgets: [10, 30]
+    band: 0.5
+"""
+
+
+def _claimed_study(path: Path, gap10: float, gap30: float, register_first: bool = True) -> Path:
+    """A synthetic confirmatory study: pool and identity at 10 and 30 epochs on 4 seeds, its
+    claim registered before (or, ``register_first=False``, after) its trials were written."""
+    from mixerlab.sweep.registration import register
+    from mixerlab.sweep.spec import Spec
+
+    noise = (-0.3, 0.1, 0.2, 0.0)  # the same per seed in every arm: paired differences are exact
+    rows = [{"trial_id": f"{v}{e}{s}", "status": "ok", "error": "", "variant": v, "epochs": e, "seed": s,
+             "patch_size": 4, "test_acc": 70.0 + e / 10 + d + (g if v == "pool" else 0.0) + 0.05 * s * (v == "pool"),
+             "params": 1000, "macs": 10} for e, g in ((10, gap10), (30, gap30)) for v in ("pool", "identity")
+            for s, d in enumerate(noise)]
+    path.mkdir(parents=True)
+    (path / "records").mkdir()
+    text = CLAIMED_SPEC.format()
+    (path / "spec.yaml").write_text(text)
+    spec = Spec.model_validate(__import__("yaml").safe_load(text))
+    if register_first:
+        register(path, spec.claims)
+    for r in rows:
+        (path / "records" / f"{r['trial_id']}.json").write_text("{}")
+    pd.DataFrame(rows).to_parquet(path / "trials.parquet")
+    if not register_first:
+        register(path, spec.claims)
+    return path
+
+
+@pytest.mark.parametrize("gap10, gap30, registered, verdict", [
+    (8.0, 8.0, True, "agrees"),
+    (0.3, 0.3, True, "equivalent"),  # above 0 but inside the ROPE: "better" does not hold
+    (-5.0, -5.0, True, "disagrees"),
+    (5.0, 8.0, True, "undecided (still moving)"),  # the gap grew by 3 points from 10 to 30 epochs
+    (8.0, 8.0, False, "undecided (not registered before the data)"),
 ])
-def test_patches_answer_decides_a_claim_by_its_stated_rule(tmp_path, pool, gain, verdict):
-    """The baselines claims on a synthetic study: 'pool mixing beats no mixing' comes out each
-    way the rule allows, and only from converged arms (the records' late validation gain)."""
-    noise = (-0.3, 0.1, 0.2)  # the same per seed in every arm: seed-paired differences are exact
-    cells = {(v, 4): [base + d for d in noise] for v, base in
-             (("conv", 85.0), ("pool", pool), ("random", 69.0), ("identity", 70.0))}
-    study = _write_study(tmp_path / "baselines", synthetic_trials(cells).assign(val_gain_last20=gain),
-                         name="baselines")
+def test_patches_answer_decides_primary_claims_by_their_study_and_writes_the_readme(
+        tmp_path, gap10, gap30, registered, verdict):
+    """A synthetic confirmatory study's primary claim comes out each way the one rule allows;
+    the README's block is the script's table; a pending spec is listed as not run yet."""
+    study = _claimed_study(tmp_path / "claimed", gap10, gap30, registered)
     readme = tmp_path / "README.md"
     marks = ("<!-- patches_answer: begin (written by analysis/patches_answer.py --readme) -->",
              "<!-- patches_answer: end -->")
     readme.write_text(f"# t\n\n{marks[0]}\nold, typed\n{marks[1]}\n\nkept\n")
+    pending = tmp_path / "pending.yaml"
+    pending.write_text(CLAIMED_SPEC.format().replace("name: claimed", "name: later").replace("name: PX", "name: PY"))
     if verdict == "equivalent":  # a README without the markers: refused before anything is written
         readme.write_text("# t\n")
         bad = subprocess.run([sys.executable, ANSWER, study, "--out", tmp_path / "answer", "--readme", readme],
@@ -350,27 +395,25 @@ def test_patches_answer_decides_a_claim_by_its_stated_rule(tmp_path, pool, gain,
         assert bad.returncode == 2 and len(bad.stderr.strip().splitlines()) == 1, bad.stderr
         assert "needs one line" in bad.stderr and not (tmp_path / "answer").exists()
         readme.write_text(f"{marks[0]}\n{marks[1]}\n")
-    done = subprocess.run([sys.executable, ANSWER, study, "--out", tmp_path / "answer", "--readme", readme],
-                          capture_output=True, text=True, timeout=120)
+    done = subprocess.run([sys.executable, ANSWER, study, "--pending", pending, "--out", tmp_path / "answer",
+                           "--readme", readme], capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stderr
     claims = pd.read_csv(tmp_path / "answer" / "claims.csv").set_index("claim")
-    assert claims.loc["pool mixing beats no mixing (the identity control)", "verdict"] == verdict
+    assert claims.loc["PX", "verdict"] == verdict and claims.loc["PY", "verdict"] == "not run yet"
     block = readme.read_text()
     assert "old, typed" not in block and block.count(marks[0]) == 1 and block.count(marks[1]) == 1
     assert ("kept" in block) == (verdict != "equivalent")
-    decided = f"**{verdict}** (its arms converged): pool mixing beats no mixing" in block
-    assert decided == (verdict in ("agrees", "disagrees", "equivalent")), block
-    assert "3 claims over 1 study" in block  # counted, not typed (conv, pool, random vs identity)
-    assert "| 98.33% |" in (tmp_path / "answer" / "answer.md").read_text()  # each gap's level, 1 - 0.05/3
-    gaps = pd.read_csv(tmp_path / "answer" / "gaps.csv").set_index("gap")
-    assert gaps.loc["pool - identity", "diff"] == pytest.approx(pool - 70.0)
-    findings = pd.read_csv(tmp_path / "answer" / "findings.csv").set_index("studies")
-    assert f"pool - identity {pool - 70.0:+.1f}" in findings.loc["baselines", "evidence"]
+    row = next(line for line in block.splitlines() if line.startswith("| PX: pool mixing beats no mixing"))
+    assert f"| {verdict} | 4 | 10, 30 | 0.0125 |" in row, row
+    assert "P" + "X 0.0125, PY 0.0125; 0.025 over the program's 2 primary claims" in block
+    gaps = pd.read_csv(tmp_path / "answer" / "gaps.csv")
+    top = gaps[gaps["decides"]].iloc[0]
+    assert top["diff"] == pytest.approx(gap30 + 0.075) and top["confidence"] == pytest.approx(1 - 0.0125)
+    assert (tmp_path / "answer" / "answer.png").stat().st_size > 10_000
 
 
 def test_patches_answer_reads_the_down_sampling_study(tmp_path):
-    """A synthetic layout_merge study: the merge2 pyramid's claims are decided by their rules
-    and the finding splits the pyramid's lead into the 3x3 down-sampling's own mixing."""
+    """A synthetic layout_merge study: the finding splits the pyramid's lead into the 3x3 down-sampling's own mixing."""
     noise = (-0.3, 0.1, 0.2)  # the same per seed in every arm: seed-paired differences are exact
     arms = {("attention", "isotropic", 4, None): 80.0, ("attention", "pyramid", 2, "conv3"): 83.0,
             ("attention", "pyramid", 2, "merge2"): 80.4, ("identity", "isotropic", 4, None): 70.0,
@@ -382,10 +425,6 @@ def test_patches_answer_reads_the_down_sampling_study(tmp_path):
     done = subprocess.run([sys.executable, ANSWER, study, "--out", tmp_path / "answer"],
                           capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stderr
-    claims = pd.read_csv(tmp_path / "answer" / "claims.csv")
-    verdicts = dict(zip(claims["claim"].str.split(":").str[0], claims["verdict"]))
-    assert verdicts["Isotropic patches compete with a pyramid whose down-sampling mixes least (2x2 merge)"] == "agrees"
-    assert verdicts["A pyramid gets far without token mixing"] == "agrees"
     evidence = pd.read_csv(tmp_path / "answer" / "findings.csv").set_index("studies").loc["layout_merge", "evidence"]
     assert "identity: pyramid - isotropic +9.0" in evidence and "(conv3 - merge2) +4.0" in evidence
 

@@ -1,145 +1,220 @@
-"""Claims: stated rules on seed-paired gaps, decided in one family, that can fail both ways.
+"""A study's claims, decided: the one function the report, the answer and ``plan`` call.
 
-A claim is a sentence from a paper made testable: a list of paired gaps (arm a minus arm b,
-test accuracy in points, matched by seed) and a kind:
+The claims are the spec's (:mod:`mixerlab.claims`); the rule that turns an interval into a
+verdict is :func:`mixerlab.analysis.verdict.verdict`. For each claim:
 
-- ``beats``: a is better than b. **agrees** when the gap's adjusted interval lies above 0,
-  **disagrees** when it lies below 0, **equivalent** when it lies inside the region of
-  practical equivalence ``[-rope, +rope]`` (checked first: a resolved gap smaller than the
-  ROPE does not make a paper's "better" true), else **undecided**.
-- ``within``: the arms are practically the same. **agrees** when every gap's interval lies
-  inside the ROPE, **disagrees** when some gap's interval lies wholly outside it (a
-  difference larger than the ROPE), else **undecided**.
-
-One family for the whole answer: with ``m`` gaps in all, each interval is a paired t-interval
-at confidence ``1 - alpha / m`` (Bonferroni), so every interval statement the verdicts read
-holds at once with probability at least ``1 - alpha``; Holm-adjusted p-values of the same
-family (Holm 1979) are listed beside them. A family may share ``alpha`` unequally (weighted
-Bonferroni: gap i's interval at ``1 - alpha w_i`` with the weights summing to 1; still at
-most ``alpha`` in all, under any dependence), e.g. most of it to a confirmatory replication
-stated before its numbers and the rest to the exploratory gaps that suggested it. Bonferroni intervals are wide with few seeds; that
-is the price of ~20 statements at once, and the reason a verdict can be "undecided".
-
-Convergence gates a verdict: an arm still climbing when its training ended
-(:mod:`mixerlab.convergence`) measures how fast it learns, so a claim with such an arm says
-so instead of deciding.
+1. **Registered?** A claim is decided only as it was registered in the study before any trial
+   finished (:mod:`mixerlab.sweep.registration`); otherwise it is shown with why, undecided.
+2. **The gaps at the largest budget.** Each gap ``a - b`` of the claim's metric, paired by
+   seed among the compared trials (each arm at its chosen nuisance setting), with a paired t
+   interval at ``1 - alpha / n_gaps``; where the study seeds adaptively and the claim names no
+   fixed seeds, the anytime-valid confidence sequence at the same level
+   (:mod:`mixerlab.analysis.sequential`), valid whatever seeds were added after looking.
+3. **Stability across budgets.** With two budgets or more, each gap's seed-paired change
+   between the two largest has a 90% t interval (an equivalence test at 5%, Schuirmann 1987);
+   the verdict stands only if every change lies inside ``[-band, +band]``, else it is
+   "undecided (still moving)". The check can only withhold a verdict, so its level does not
+   change the claim's error rate.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
 from scipy import stats
 
-from mixerlab.analysis.stats import holm
+from mixerlab.analysis.verdict import combine, verdict
+from mixerlab.errors import ConfigError
+from mixerlab.factors import column
 
-# Region of practical equivalence, in test-accuracy points: one point is about the smallest
-# difference the ConvMixer paper's own ablations treat as meaningful (e.g. BatchNorm vs
-# LayerNorm, 1.44 points on CIFAR-10; Trockman & Kolter, arXiv:2201.09792, Sec. 3), and two
-# to ten times the seed-to-seed spread of one arm here.
-ROPE = 1.0
-ALPHA = 0.05
+STABILITY_CONFIDENCE = 0.90
+STILL_MOVING = "undecided (still moving)"
 
 
-@dataclass
-class Gap:
-    """One seed-paired difference a - b of ``metric`` within one study frame."""
-
-    study: str
-    a: dict
-    b: dict
-    label: str = ""
-    # Only these seeds (None: every shared seed): e.g. the seeds an adaptive study fixed before
-    # its first look, so a fixed-n interval stays valid whatever seeds it added after looking.
-    seeds: tuple[int, ...] | None = None
-    # The same pair at a smaller training budget (another frame), for whether the gap has
-    # stopped moving with training (the answer's ``settled`` rule).
-    shorter: Gap | None = None
-
-
-@dataclass
-class Claim:
-    text: str  # the claim as the paper makes it
-    source: str  # who claims it, with the citation
-    kind: str  # "beats" or "within"
-    gaps: list[Gap] = field(default_factory=list)
-    # A confirmatory claim: stated, with its study, before any of its numbers existed, and
-    # tested on trials no exploratory claim used (its share of alpha: the answer's weights).
-    confirmatory: bool = False
+# ---- the frame a claim reads ------------------------------------------------------------------
 
 
 def select(df: pd.DataFrame, at: dict) -> pd.DataFrame:
-    """The rows of ``df`` with every factor of ``at`` at its value (none if a factor is absent)."""
+    """The rows of ``df`` with every factor of ``at`` at its value (none if a factor is absent);
+    ``mixer`` and ``model`` name the ``variant`` column."""
     mask = pd.Series(True, index=df.index)
     for k, v in at.items():
-        mask &= (df[k] == v) if k in df else False
+        col = column(k)
+        if col not in df:
+            return df.iloc[0:0]
+        mask &= df[col].astype(str) == str(v)
     return df[mask]
 
 
 def paired_diffs(df: pd.DataFrame, a: dict, b: dict, metric: str = "test_acc",
-                 seeds: tuple[int, ...] | None = None) -> pd.Series:
-    """a - b per shared seed (ok trials only; only ``seeds`` where given)."""
+                 seeds=None) -> pd.Series:
+    """a - b per shared seed (ok trials only; only ``seeds`` where given), in seed order."""
     ok = df[df["status"] == "ok"] if "status" in df else df
     if seeds is not None:
-        ok = ok[ok["seed"].isin(seeds)]
+        ok = ok[ok["seed"].isin(list(seeds))]
     sa, sb = (select(ok, at).groupby("seed")[metric].mean() for at in (a, b))
-    shared = sa.index.intersection(sb.index)
+    shared = sa.index.intersection(sb.index).sort_values()
     return (sa[shared] - sb[shared]).astype(float)
 
 
-def family(gaps: list[tuple[Gap, pd.Series]], alpha: float = ALPHA, weights=None) -> pd.DataFrame:
-    """Every gap of the answer with its mean, its unadjusted p, Holm's p over the family and
-    its Bonferroni interval at ``1 - alpha / m``; with ``weights`` (one per gap, summing to 1)
-    gap i's interval is at ``1 - alpha w_i`` and Holm's p is the weighted Holm's."""
-    m = max(len(gaps), 1)
-    w = np.full(len(gaps), 1 / m) if weights is None else np.asarray(weights, float)
-    if len(w) != len(gaps) or (w <= 0).any() or (len(gaps) and not np.isclose(w.sum(), 1.0)):
-        raise ValueError("family: give one positive weight per gap, summing to 1")
-    rows = []
-    for (gap, d), wi in zip(gaps, w):
-        n, mean = len(d), float(d.mean()) if len(d) else np.nan
-        sd = float(d.std(ddof=1)) if n > 1 else np.nan
-        se = sd / np.sqrt(n) if n > 1 else np.nan
-        if n > 1 and se > 0:
-            p = float(2 * stats.t.sf(abs(mean) / se, n - 1))
-            half = float(stats.t.ppf(1 - alpha * wi / 2, n - 1) * se)
-        elif n > 1:  # identical differences on every seed: no spread to test against
-            p, half = (0.0 if mean != 0 else 1.0), 0.0
-        else:
-            p, half = np.nan, np.nan
-        rows.append({"study": gap.study, "gap": gap.label, "n_seeds": n, "diff": mean,
-                     "lo": mean - half, "hi": mean + half, "p": p, "confidence": 1 - alpha * wi})
-    out = pd.DataFrame(rows)
-    if len(out):
-        ok = out["p"].notna()
-        out["p_holm"] = np.nan
-        out.loc[ok, "p_holm"] = holm(out.loc[ok, "p"].to_numpy(), w[ok.to_numpy()])
-    # One family-wide confidence exists only when alpha is shared equally; otherwise each gap's
-    # own is in its "confidence" column.
-    out.attrs["m"] = m
-    out.attrs["confidence"] = 1 - alpha * w[0] if len(w) and np.allclose(w, w[0]) else None
+def compared_trials(folder: Path) -> pd.DataFrame:
+    """A study's compared trials: every ok trial, or with ``nuisance:`` each arm at its chosen
+    setting (the report's comparison), tuning trials excluded."""
+    from mixerlab.analysis.comparison import compare
+    from mixerlab.analysis.load import load_study, study_spec
+
+    df, spec = load_study(folder), study_spec(folder)
+    c = compare(df, list(spec.nuisance or {}), spec.nuisance or {})
+    chosen = c.chosen
+    return chosen[chosen["status"] == "ok"]
+
+
+def claim_frame(folder: Path, claim) -> pd.DataFrame:
+    """The trials a claim reads: its study's compared trials and those of ``with_studies``
+    (folders beside it), e.g. a longer budget measured earlier on the same arms and seeds."""
+    folder = Path(folder)
+    frames = [compared_trials(folder)]
+    for name in claim.with_studies:
+        other = folder.parent / name
+        if not (other / "trials.parquet").exists():
+            raise ConfigError(f"{other}: claim {claim.name} reads study {name!r} (with_studies), which "
+                              f"has no trials here; put its folder beside {folder.name}")
+        frames.append(compared_trials(other))
+    return pd.concat(frames, ignore_index=True)
+
+
+# ---- intervals --------------------------------------------------------------------------------
+
+
+def t_interval(d: pd.Series, confidence: float) -> dict:
+    """Mean, sd and the paired t interval of the differences ``d`` at ``confidence``."""
+    n = len(d)
+    mean = float(d.mean()) if n else np.nan
+    sd = float(d.std(ddof=1)) if n > 1 else np.nan
+    if n < 2:
+        return {"n_seeds": n, "diff": mean, "sd": sd, "lo": np.nan, "hi": np.nan}
+    half = float(stats.t.ppf(1 - (1 - confidence) / 2, n - 1) * sd / np.sqrt(n))
+    return {"n_seeds": n, "diff": mean, "sd": sd, "lo": mean - half, "hi": mean + half}
+
+
+def anytime_interval(d: pd.Series, confidence: float) -> dict:
+    """The anytime-valid interval after every seed of ``d`` (in the order they were added)."""
+    from mixerlab.analysis.sequential import confidence_sequence
+
+    out = t_interval(d, confidence)
+    if len(d) >= 2:
+        lo, hi = confidence_sequence(d.to_numpy(float), 1 - confidence)
+        out.update(lo=float(lo[-1]), hi=float(hi[-1]))
     return out
 
 
-def gap_verdict(lo: float, hi: float, kind: str, rope: float = ROPE) -> str:
-    """The verdict one adjusted interval gives (see the module)."""
-    if not (np.isfinite(lo) and np.isfinite(hi)):
-        return "undecided"
-    inside = -rope <= lo and hi <= rope
-    if kind == "within":
-        return "agrees" if inside else "disagrees" if (lo > rope or hi < -rope) else "undecided"
-    if inside:
-        return "equivalent"
-    return "agrees" if lo > 0 else "disagrees" if hi < 0 else "undecided"
+# ---- the decision -----------------------------------------------------------------------------
 
 
-def claim_verdict(rows: pd.DataFrame, kind: str, rope: float = ROPE) -> str:
-    """A claim's verdict from its gaps' adjusted intervals."""
-    each = [gap_verdict(r.lo, r.hi, kind, rope) for r in rows.itertuples()]
-    if not each:
-        return "undecided"
-    if kind == "within":
-        return "disagrees" if "disagrees" in each else "agrees" if set(each) == {"agrees"} else "undecided"
-    return each[0] if len(set(each)) == 1 else "undecided"
+def _budget_frame(df: pd.DataFrame, budget: int) -> pd.DataFrame:
+    return df[df["epochs"].astype(int) == int(budget)] if "epochs" in df else df
+
+
+def decide_claim(df: pd.DataFrame, claim, budgets: list[int], registered: dict,
+                 anytime: bool = False, incomplete: str | None = None
+                 ) -> tuple[dict, pd.DataFrame, pd.DataFrame]:
+    """One claim on the trials ``df``: (its row, its gap rows, its per-seed points).
+
+    ``budgets``: the epochs it is judged over (decided at the largest); ``registered``: its
+    registration status (:func:`mixerlab.sweep.registration.status`); ``anytime``: use the
+    anytime-valid interval for the decision; ``incomplete``: why the study's trials are not all
+    there (a fixed-n interval read before the last seed is a look the design did not plan, so
+    such a claim is shown, not decided)."""
+    level = 1 - claim.alpha / len(claim.gaps)
+    top = budgets[-1]
+    gap_rows, points, each, stable = [], [], [], []
+    for gap in claim.gaps:
+        by_budget = {b: paired_diffs(_budget_frame(df, b), gap.a, gap.b, claim.metric, claim.seeds)
+                     for b in budgets}
+        for b, d in by_budget.items():
+            iv = (anytime_interval if anytime else t_interval)(d, level)
+            said = verdict(iv["lo"], iv["hi"], claim.kind, claim.rope)
+            gap_rows.append({"claim": claim.name, "gap": gap.name, "budget": f"{b} epochs",
+                             "epochs": b, "rope": claim.rope, "confidence": level,
+                             "interval": "anytime-valid" if anytime else "paired t",
+                             **iv, "verdict": said, "decides": b == top})
+            points += [{"claim": claim.name, "gap": gap.name, "epochs": b, "seed": int(s), "diff": v}
+                       for s, v in d.items()]
+            if b == top:
+                each.append(said if iv["n_seeds"] >= 2 else "no data")
+        if len(budgets) >= 2:
+            prev = budgets[-2]
+            late, early = by_budget[top], by_budget[prev]
+            shared = late.index.intersection(early.index)
+            iv = t_interval(late[shared] - early[shared], STABILITY_CONFIDENCE)
+            inside = bool(np.isfinite(iv["lo"]) and -claim.stability_band <= iv["lo"]
+                          and iv["hi"] <= claim.stability_band)
+            stable.append(inside)
+            gap_rows.append({"claim": claim.name, "gap": gap.name, "budget": f"change {prev} -> {top}",
+                             "epochs": top, "rope": claim.stability_band,
+                             "confidence": STABILITY_CONFIDENCE, "interval": "paired t",
+                             **iv, "verdict": "stable" if inside else "still moving", "decides": False})
+    if "no data" in each:
+        final, moving = "undecided (no data at the largest budget)", None
+    else:
+        at_top = combine(each, claim.kind)
+        moving = None if len(budgets) < 2 else not all(stable)
+        final = at_top
+        if not registered["registered"]:
+            final = "undecided (not registered before the data)"
+        elif incomplete and not anytime:
+            final = f"undecided ({incomplete})"
+        elif moving and at_top != "undecided":
+            final = STILL_MOVING
+    row = {"claim": claim.name, "text": claim.text, "source": claim.source, "kind": claim.kind,
+           "primary": claim.primary, "alpha": claim.alpha, "rope": claim.rope,
+           "band": claim.stability_band, "budgets": ", ".join(map(str, budgets)),
+           "n_seeds": int(min((r["n_seeds"] for r in gap_rows if r["decides"]), default=0)),
+           "interval": "anytime-valid" if anytime else "paired t",
+           "verdict_at_largest": combine(each, claim.kind) if "no data" not in each else "no data",
+           "stability": ("one budget: not judged" if len(budgets) < 2 else
+                         "no data" if moving is None else "still moving" if moving else "stable"),
+           "registered": registered["registered"], "registration": registered["note"],
+           "verdict": final}
+    return row, pd.DataFrame(gap_rows), pd.DataFrame(points)
+
+
+def decide_claims(folder: Path, spec=None) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
+    """Every claim of the study at ``folder``: (claims, gaps, per-seed points), one row per
+    claim / per gap and budget / per seed; empty frames where the spec states no claims."""
+    from mixerlab.analysis.load import load_study, study_spec
+    from mixerlab.sweep.claims_check import claim_budgets
+    from mixerlab.sweep.registration import status
+
+    folder = Path(folder)
+    spec = spec or study_spec(folder)
+    rows, gaps, points = [], [], []
+    df = load_study(folder) if spec.claims else None
+    done = int((df["status"].isin(["ok", "diverged", "oom", "error", "stopped"])).sum()) if df is not None else 0
+    incomplete = (None if df is None or df.attrs.get("complete", True) else
+                  f"study incomplete: {done} of {df.attrs.get('planned') or '?'} trials")
+    for claim in spec.claims or []:
+        anytime = spec.adaptive is not None and claim.seeds is None
+        row, g, p = decide_claim(claim_frame(folder, claim), claim, claim_budgets(spec, claim),
+                                 status(folder, claim), anytime, incomplete)
+        rows.append({"study": spec.name, **row})
+        gaps.append(g.assign(study=spec.name))
+        points.append(p.assign(study=spec.name))
+    return pd.DataFrame(rows), concat(gaps), concat(points)
+
+
+def concat(frames: list[pd.DataFrame]) -> pd.DataFrame:
+    """The frames one after another (an empty frame for none)."""
+    return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
+
+
+# ---- description without a verdict (the answer's other studies) -------------------------------
+
+
+def described(df: pd.DataFrame, a: dict, b: dict, metric: str = "test_acc",
+              confidence: float = 0.95) -> dict:
+    """A seed-paired gap with its 95% t interval and no verdict: how the answer describes
+    every comparison that is not a registered primary claim."""
+    return t_interval(paired_diffs(df, a, b, metric), confidence)

@@ -35,7 +35,7 @@ from mixerlab.analysis.report_text import (
     verdict,
 )
 from mixerlab.analysis.stats import early_vs_final
-from mixerlab.results import atomic_write_text
+from mixerlab.results import atomic_write_csv, atomic_write_text
 from mixerlab.sweep.spec import Spec
 
 __all__ = ["StudyReport", "markdown_table", "study_report", "verdict", "write_report"]
@@ -50,6 +50,16 @@ class StudyReport:
     spec: Spec
     prov: dict
     comparison: Comparison
+    folder: Path | None = None  # the (first) study folder: its claims' registration
+
+    @cached_property
+    def claims(self) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
+        """The spec's claims decided (analysis.claims.decide_claims); empty without claims."""
+        if not self.spec.claims or self.folder is None:
+            return pd.DataFrame(), pd.DataFrame(), pd.DataFrame()
+        from mixerlab.analysis.claims import decide_claims
+
+        return decide_claims(self.folder, self.spec)
 
     @cached_property
     def decisions(self) -> pd.DataFrame | None:
@@ -74,7 +84,7 @@ def study_report(paths) -> StudyReport:
     df = load_studies(paths)
     spec = study_spec(paths[0])
     return StudyReport(df, load_history(paths), spec, load_provenance(paths[0]),
-                       compare(df, list(spec.nuisance or {}), spec.nuisance or {}))
+                       compare(df, list(spec.nuisance or {}), spec.nuisance or {}), paths[0])
 
 
 # ---- figures --------------------------------------------------------------------------------
@@ -83,6 +93,11 @@ def study_report(paths) -> StudyReport:
 def figures(r: StudyReport) -> list[tuple[str, object, str]]:
     """(file name, figure, title) for every figure of the report."""
     c, figs = r.comparison, []
+    claims, gaps, points = r.claims
+    if len(claims):
+        from mixerlab.analysis.forest import forest
+
+        figs.append(("claims", forest(claims, gaps, points), "The claims: each gap's interval, seeds and ROPE"))
     several = len(c.strata) > 1
     for s in c.strata:
         sub, sfx, ttl = s.df, f"_by_{s.by}" if several else "", f" (matched by {s.by})" if several else ""
@@ -199,6 +214,37 @@ def _nuisance_section(r: StudyReport, figs) -> list[str]:
     return lines
 
 
+def _claim_lines(r: StudyReport) -> list[str]:
+    """The verdict's sentence per claim."""
+    claims = r.claims[0]
+    return [f"Claim {c.claim} ({c.kind}: {c.text}; {c.source}): **{c.verdict}** at {c.budgets.split(', ')[-1]} "
+            f"epochs on {c.n_seeds} seeds (alpha {c.alpha:g}, ROPE +-{c.rope:g}; stability: {c.stability}; "
+            f"{c.registration})." for c in claims.itertuples()]
+
+
+def _claims_section(r: StudyReport) -> list[str]:
+    claims, gaps, _ = r.claims
+    if not len(claims):
+        return []
+    from mixerlab.analysis.claims import STABILITY_CONFIDENCE
+
+    g = gaps.assign(diff=gaps["diff"].map(lambda v: f"{v:+.2f}"), sd=gaps["sd"].map(lambda v: f"{v:.2f}"),
+                    interval=[f"[{lo:+.2f}, {hi:+.2f}] at {c:.2%}" for lo, hi, c in
+                              zip(gaps["lo"], gaps["hi"], gaps["confidence"])])
+    cols = ["claim", "kind", "verdict", "verdict_at_largest", "stability", "budgets", "n_seeds", "alpha",
+            "rope", "band", "registration"]
+    return ["## Claims", "",
+            "Declared in the spec and registered in the study (`claims.json`) when its sweep started. "
+            "Each gap a - b is paired by seed at the claim's largest budget, its interval at 1 - alpha / "
+            "(gaps in the claim); the verdict is the one rule's (mixerlab/analysis/verdict.py). With two "
+            "budgets or more, every gap's change between the two largest has a "
+            f"{STABILITY_CONFIDENCE:.0%} interval that must lie inside +-band, else the claim is "
+            "undecided (still moving). A claim not registered before any trial finished is not decided.",
+            "", markdown_table(claims[cols]), "", "### Gaps", "",
+            markdown_table(g[["claim", "gap", "budget", "n_seeds", "diff", "sd", "interval", "verdict"]]), "",
+            "![The claims](claims.png)", ""]
+
+
 def _adaptive_lines(r: StudyReport) -> list[str]:
     """The verdict's sentence on adaptive seeding."""
     d, a = r.decisions, r.spec.adaptive
@@ -271,8 +317,9 @@ def _tail(r: StudyReport, figs) -> list[str]:
 def render(r: StudyReport, figs) -> tuple[str, str]:
     """The report's markdown, and the verdict as plain text (what `mixerlab analyze` prints)."""
     says_by, general, limits = _says(r), _general(r), _limits(r)
-    general = _adaptive_lines(r) + general
-    lines = (_head(r, says_by, general, limits) + _what_was_run(r) + _nuisance_section(r, figs)
+    general = _claim_lines(r) + _adaptive_lines(r) + general
+    lines = (_head(r, says_by, general, limits) + _claims_section(r) + _what_was_run(r)
+             + _nuisance_section(r, figs)
              + _adaptive_section(r) + convergence_section(r.convergence, r.comparison.keys)
              + _tail(r, figs))
     if len(says_by) == 1:
@@ -294,6 +341,11 @@ def write_report(study_paths, out_dir=None) -> tuple[Path, str]:
     for name, fig, _ in figs:
         plots.save(fig, out, name)
     text, says = render(r, figs)
+    claims, gaps, points = r.claims
+    if len(claims):  # the claims' tables beside the report, for the answer and for readers
+        atomic_write_csv(out / "claims.csv", claims)
+        atomic_write_csv(out / "claim_gaps.csv", gaps)
+        atomic_write_csv(out / "claim_points.csv", points)
     path = out / "report.md"
     atomic_write_text(path, text)
     return path, says

@@ -14,7 +14,7 @@ from mixerlab import __version__
 from mixerlab.errors import ConfigError
 
 # Subcommand modules, in the order ``mixerlab --help`` lists them.
-SUBCOMMANDS = ("models", "describe", "train", "sweep", "slurm", "status", "analyze", "shards")
+SUBCOMMANDS = ("models", "describe", "train", "sweep", "plan", "slurm", "status", "analyze", "shards")
 
 
 class _Parser(argparse.ArgumentParser):

@@ -153,17 +153,19 @@ def render(spec: Spec, data, plan: Plan, per_arm: list[float] | None, slots: int
     timed here); ``per_later``: of one seed of each arm in a later round (stage 2);
     ``bounds``: the streamed path's loader and model images/s per arm, and which bounds;
     ``ways``: each arm's way to run and its speed-up (``_way_rows``)."""
-    t = spec.train_config()
     seeds = len(spec.tuning_seed_list or spec.seed_list)
     n_set = len(plan.nuisance)
     tuned = (f" x {n_set} nuisance setting(s) ({' x '.join(f'{k} {v}' for k, v in spec.nuisance.items())})"
              if spec.nuisance else "")
-    epochs = spec.tuning.epochs if spec.tuning and spec.tuning.epochs else t.epochs
+    from mixerlab.sweep.claims_check import budgets
+
+    # The grid (or the list of configurations) may vary the budget: name every one of them.
+    epochs = spec.tuning.epochs if spec.tuning and spec.tuning.epochs else ", ".join(map(str, budgets(spec)))
     first = "stage 1 (tuning): " if spec.tuning else "round 0: " if spec.adaptive else ""
     lines = [f"{spec.name}: {spec.question}",
              f"{first}{len(plan.arms)} configuration(s){tuned} x {seeds} seed(s) = {len(plan.trials)} "
              f"trials on {data.name} ({len(data.train_y)} training images, {epochs} epochs)"]
-    lines += _round_lines(spec, plan)
+    lines += _round_lines(spec, plan) + _claim_lines(spec)
     if spec.match is not None:
         lines.append(f"capacity matched by {' and by '.join(spec.match.by_list)} within "
                      f"{spec.match.tolerance:.0%} of the reference {spec.match.reference or '(base model)'}")
@@ -181,6 +183,24 @@ def render(spec: Spec, data, plan: Plan, per_arm: list[float] | None, slots: int
         lines.append(rows.to_string(index=False, float_format=lambda v: f"{v:,.4g}"))
     lines.append(_cost_line(spec, per_arm, seeds, slots, per_later))
     return "\n".join(lines)
+
+
+def _claim_lines(spec: Spec) -> list[str]:
+    """The claims the study decides (registered in its folder when the sweep starts)."""
+    from mixerlab.sweep.claims_check import claim_budgets
+
+    out = []
+    for c in spec.claims or []:
+        budgets = claim_budgets(spec, c)
+        out.append(f"claim {c.name} ({c.kind}{', primary' if c.primary else ''}): {len(c.gaps)} gap(s) "
+                   f"({'; '.join(g.name for g in c.gaps)}), alpha {c.alpha:g}, ROPE +-{c.rope:g}, decided at "
+                   f"{budgets[-1]} epochs" + (f", stable from {budgets[-2]} within +-{c.stability_band:g}"
+                                              if len(budgets) > 1 else "")
+                   + (f", also reading {', '.join(c.with_studies)}" if c.with_studies else ""))
+    if out:
+        out.append("the claims are registered in the study folder (claims.json) when the sweep starts; "
+                   "size the seeds with `mixerlab plan SPEC --pilot RESULTS...`")
+    return out
 
 
 def _round_lines(spec: Spec, plan: Plan) -> list[str]:

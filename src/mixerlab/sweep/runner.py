@@ -24,10 +24,9 @@ from mixerlab import provenance
 from mixerlab.data import open_data
 from mixerlab.errors import ConfigError
 from mixerlab.results import atomic_write_text
-from mixerlab.sweep import resume, rounds
+from mixerlab.sweep import registration, resume, rounds
 from mixerlab.sweep.connect import connected
 from mixerlab.sweep.options import SweepOptions
-from mixerlab.sweep import registration
 from mixerlab.sweep.spec import Spec, load_spec
 from mixerlab.sweep.study import FINAL, Study
 from mixerlab.sweep.trials import Plan, Trial, expand, group_id
