@@ -188,3 +188,24 @@ def test_a_spec_with_claims_runs_and_its_report_decides_then_an_edit_shows_as_ch
     edited = pd.read_csv(study / "report" / "claims.csv").iloc[0]
     assert not edited["registered"] and "changed" in edited["registration"]
     assert edited["verdict"] == "undecided (not registered before the data)"
+
+
+def test_an_adaptive_study_decides_on_the_anytime_valid_interval():
+    """Where seeds were added after looking, the claim reads the confidence sequence: wider
+    than the fixed-n t interval at the same level, so a gap a t interval decides may not be."""
+    df = _synthetic(1.6, 1.6, seeds=range(8), sd=0.5, rng=4)
+    claim = _claim(budgets=[30])
+    fixed, fixed_gaps, _ = decide_claim(df, claim, [30], REGISTERED, anytime=False)
+    seq, seq_gaps, _ = decide_claim(df, claim, [30], REGISTERED, anytime=True)
+    assert seq_gaps["interval"].iloc[0] == "anytime-valid" and fixed_gaps["interval"].iloc[0] == "paired t"
+    width = lambda g: float(g["hi"].iloc[0] - g["lo"].iloc[0])  # noqa: E731
+    assert width(seq_gaps) > width(fixed_gaps)
+    assert fixed["verdict"] == "agrees" and seq["verdict"] in ("agrees", "undecided")
+    assert seq["stability"] == "one budget: not judged"
+
+
+def test_a_fixed_seed_study_is_not_decided_before_its_last_trial():
+    row, _, _ = decide_claim(_synthetic(5.0, 5.0), _claim(budgets=[10, 30]), [10, 30], REGISTERED,
+                             incomplete="study incomplete: 20 of 24 trials")
+    assert row["verdict_at_largest"] == "agrees"
+    assert row["verdict"] == "undecided (study incomplete: 20 of 24 trials)"

@@ -32,11 +32,13 @@ def forest(claims: pd.DataFrame, gaps: pd.DataFrame, points: pd.DataFrame) -> pl
     rows["label"] = [f"{r.claim}  {r.gap}  ({r.budget})" for r in rows.itertuples()]
     n = max(len(rows), 1)
     fig, ax = plt.subplots(figsize=(WIDTH_IN, 1.0 + 0.42 * n))
-    finite = rows[["lo", "hi"]].to_numpy(float)
-    finite = finite[np.isfinite(finite)]
-    spread = [*finite, *points["diff"].to_numpy(float)] if len(points) else list(finite)
-    span = max(abs(min(spread, default=-1)), abs(max(spread, default=1)), rows["rope"].max()
-               if "rope" in rows else 1) * 1.15
+    # The axis spans the data, 0 and the ROPE, not a symmetric range: most gaps lie on one side.
+    values = [*rows[["lo", "hi", "diff"]].to_numpy(float).ravel(),
+              *(points["diff"].to_numpy(float) if len(points) else [])]
+    rope = float(rows["rope"].max()) if "rope" in rows and len(rows) else 1.0
+    values = [v for v in values if np.isfinite(v)] + [-rope, rope]
+    lo, hi = min(values), max(values)
+    pad = 0.06 * (hi - lo)
     for i, r in enumerate(rows.itertuples()):
         y = n - 1 - i
         rope = getattr(r, "rope", np.nan)
@@ -59,7 +61,7 @@ def forest(claims: pd.DataFrame, gaps: pd.DataFrame, points: pd.DataFrame) -> pl
     ax.axvline(0, color="#101828", lw=0.8)
     ax.set_yticks(range(n))
     ax.set_yticklabels(list(reversed(rows["label"].tolist())), fontsize=9)
-    ax.set_xlim(-span, span)
+    ax.set_xlim(lo - pad, hi + pad)
     ax.set_ylim(-0.7, n - 0.3)
     ax.set_xlabel("gap a - b, test accuracy (points): interval, mean (diamond), seeds (dots), ROPE (grey)")
     ax.grid(axis="y", visible=False)
