@@ -82,24 +82,14 @@ def render(spec_path, pilots, spec, gaps, stable, notes) -> str:
 def cost_line(spec_path, results_root: Path) -> str:
     """The study's cost for the spec's seeds: the estimate ``mixerlab sweep SPEC --dry-run``
     prints, by the dry run's own steps (each arm timed the way it would run)."""
-    import torch
-
-    from mixerlab.sweep.dry_run import _later_trials, _loader_timing, _ways, cost_range
-    from mixerlab.sweep.estimate import estimate_trials
-    from mixerlab.sweep.execution_plan import assign
+    from mixerlab.sweep.dry_run import cost_range, estimate
     from mixerlab.sweep.runner import prepare
 
     spec, data, plan = prepare(spec_path)
-    res = spec.resources
-    if res.gpu and not torch.cuda.is_available():
-        return (f"cost: not timed here: the spec asks for {res.gpu:g} GPU per trial and this machine "
-                "has none; run `mixerlab plan` on the GPU node for it")
-    later = _later_trials(spec, plan)
-    ways = _ways(spec, plan, later, results_root)
-    first = spec.max_seed_list[0]
-    trials, later = assign(plan.trials, ways, first), assign(later, ways, first)
-    per_arm, per_later = estimate_trials(plan, data, res.cpu, res.gpu, extra=later, trials=trials,
-                                         ways=ways, **_loader_timing(plan, data, res.cpu, later))
+    per_arm, per_later, _, _ = estimate(spec, data, plan, results_root)
+    if per_arm is None:
+        return (f"cost: not timed here: the spec asks for {spec.resources.gpu:g} GPU per trial and this "
+                "machine has none; run `mixerlab plan` on the GPU node for it")
     seeds = len(spec.tuning_seed_list or spec.seed_list)
     least, most = cost_range(spec, per_arm, seeds, per_later)
     per_seed = sum(per_later or per_arm) / 60

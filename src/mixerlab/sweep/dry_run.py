@@ -49,29 +49,37 @@ def dry_run(spec_path, results_root: Path | None = None) -> int:
     """Print the plan of ``spec_path`` and its estimated cost on this machine, each
     configuration timed the way it would run (its study's ``execution.json`` under
     ``results_root`` where one exists, else measured now)."""
-    import torch
-
-    from mixerlab.sweep.estimate import estimate_trials
     from mixerlab.sweep.runner import prepare
 
     spec, data, plan = prepare(spec_path)
     res = spec.resources
-    later = _later_trials(spec, plan)
-    bounds, ways = None, None
-    # Timing this CPU says nothing about the GPU node a GPU spec is meant for: no estimate.
-    if res.gpu and not torch.cuda.is_available():
-        per_arm, per_later, slots = None, None, 0
-    else:
-        ways = _ways(spec, plan, later, results_root)
-        first = spec.max_seed_list[0]
-        trials, later = assign(plan.trials, ways, first), assign(later, ways, first)
-        kw = _loader_timing(plan, data, res.cpu, later)
-        per_arm, per_later = estimate_trials(plan, data, res.cpu, res.gpu, extra=later,
-                                             trials=trials, ways=ways, **kw)
-        slots = concurrent_slots(machine_resources(res.gpu), res, spec.max_concurrent, len(plan.trials))
-        bounds = _bounds(plan, kw) if kw else None
+    per_arm, per_later, ways, kw = estimate(spec, data, plan, results_root)
+    slots = (concurrent_slots(machine_resources(res.gpu), res, spec.max_concurrent, len(plan.trials))
+             if per_arm is not None else 0)
+    bounds = _bounds(plan, kw) if kw else None
     print(render(spec, data, plan, per_arm, slots, per_later, bounds, _way_rows(plan, ways)))
     return 0
+
+
+def estimate(spec: Spec, data, plan: Plan, results_root: Path | None):
+    """(seconds per arm for one seed of the first round, of a later round, the ways, the
+    loader timing): what the dry run and ``mixerlab plan`` print. All None where the spec asks
+    for GPUs this machine lacks: timing this CPU says nothing about the GPU node."""
+    import torch
+
+    from mixerlab.sweep.estimate import estimate_trials
+
+    res = spec.resources
+    if res.gpu and not torch.cuda.is_available():
+        return None, None, None, None
+    later = _later_trials(spec, plan)
+    ways = _ways(spec, plan, later, results_root)
+    first = spec.max_seed_list[0]
+    trials, later = assign(plan.trials, ways, first), assign(later, ways, first)
+    kw = _loader_timing(plan, data, res.cpu, later)
+    per_arm, per_later = estimate_trials(plan, data, res.cpu, res.gpu, extra=later,
+                                         trials=trials, ways=ways, **kw)
+    return per_arm, per_later, ways, kw
 
 
 def _ways(spec: Spec, plan: Plan, later: list, results_root: Path | None) -> dict:
