@@ -670,10 +670,10 @@ def test_study_recorded_under_the_older_fingerprint_is_resumed_not_refused(finis
     spec, results, study = _copy_study(finished_study, tmp_path)
     loaded = load_spec(spec)
     # Every field dumped, as studies recorded it then: the fields added since (tuning,
-    # execution) were not in that form.
+    # execution, claims) were not in that form.
     full = loaded.model_dump(mode="json", exclude={"question", "resources", "max_concurrent",
                                                    "max_failures", "time_budget_s", "tuning",
-                                                   "execution"})
+                                                   "execution", "claims"})
     legacy = hashlib.sha1(json.dumps(full, sort_keys=True).encode()).hexdigest()[:12]
     assert legacy != loaded.fingerprint()
     marker = study / ".mixerlab-study.json"

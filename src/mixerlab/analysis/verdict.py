@@ -16,7 +16,9 @@ estimation", 2018, uses the same interval-against-ROPE rule). Three questions:
   **undecided**.
 
 The interval's coverage (fixed-n t, Bonferroni-adjusted, or anytime-valid) is the caller's;
-the rule is the same for all of them.
+the rule is the same for all of them. An infinite bound is a real interval (an anytime-valid
+sequence before its first finite look: ``[-inf, +inf]`` decides nothing, ``[0.2, +inf]``
+excludes 0); a missing one (NaN) decides nothing.
 """
 
 from __future__ import annotations
@@ -29,13 +31,12 @@ DECIDED = {"beats": ("agrees", "disagrees", "equivalent"), "within": ("agrees", 
 
 
 def verdict(lo: float, hi: float, kind: str, rope: float) -> str:
-    """The verdict the interval ``[lo, hi]`` gives for a claim of ``kind`` (see the module).
-    A bound that is not finite decides nothing."""
+    """The verdict the interval ``[lo, hi]`` gives for a claim of ``kind`` (see the module)."""
     if kind not in KINDS:
         raise ValueError(f"kind must be one of {', '.join(KINDS)}, got {kind!r}")
     if not rope >= 0:
         raise ValueError(f"rope must be >= 0, got {rope}")
-    if not (math.isfinite(lo) and math.isfinite(hi)):
+    if math.isnan(lo) or math.isnan(hi):  # no interval (under two seeds): nothing to decide
         return "undecided"
     inside = -rope <= lo and hi <= rope
     if kind == "within":
