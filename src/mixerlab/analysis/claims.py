@@ -44,8 +44,15 @@ def select(df: pd.DataFrame, at: dict) -> pd.DataFrame:
         col = column(k)
         if col not in df:
             return df.iloc[0:0]
-        mask &= df[col].astype(str) == str(v)
+        mask &= _equals(df[col], v)
     return df[mask]
+
+
+def _equals(values: pd.Series, v) -> pd.Series:
+    """``values == v``, numbers as numbers (a patch size of 1 matches a column of 1.0)."""
+    if isinstance(v, (int, float)) and not isinstance(v, bool):
+        return (pd.to_numeric(values, errors="coerce") - v).abs() < 1e-9
+    return values.astype(str) == str(v)
 
 
 def paired_diffs(df: pd.DataFrame, a: dict, b: dict, metric: str = "test_acc",
