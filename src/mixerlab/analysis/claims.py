@@ -120,6 +120,19 @@ def anytime_interval(d: pd.Series, confidence: float) -> dict:
 # ---- the decision -----------------------------------------------------------------------------
 
 
+def _late_gains(df: pd.DataFrame, gap, seeds) -> dict:
+    """Each arm's mean late validation gain (mixerlab.convergence): a diagnostic column beside
+    the gap, never part of its verdict (with precise BN, where a study sets it, it measures
+    the weights rather than BatchNorm's running averages)."""
+    from mixerlab.convergence import LATE_GAIN_KEY
+
+    if LATE_GAIN_KEY not in df:
+        return {"late_gain_a": np.nan, "late_gain_b": np.nan}
+    ok = df[df["seed"].isin(list(seeds))] if seeds is not None else df
+    return {f"late_gain_{side}": float(pd.to_numeric(select(ok, at)[LATE_GAIN_KEY], errors="coerce").mean())
+            for side, at in (("a", gap.a), ("b", gap.b))}
+
+
 def _budget_frame(df: pd.DataFrame, budget: int) -> pd.DataFrame:
     return df[df["epochs"].astype(int) == int(budget)] if "epochs" in df else df
 
@@ -146,7 +159,8 @@ def decide_claim(df: pd.DataFrame, claim, budgets: list[int], registered: dict,
             gap_rows.append({"claim": claim.name, "gap": gap.name, "budget": f"{b} epochs",
                              "epochs": b, "rope": claim.rope, "confidence": level,
                              "interval": "anytime-valid" if anytime else "paired t",
-                             **iv, "verdict": said, "decides": b == top})
+                             **iv, "verdict": said, "decides": b == top,
+                             **_late_gains(_budget_frame(df, b), gap, claim.seeds)})
             points += [{"claim": claim.name, "gap": gap.name, "epochs": b, "seed": int(s), "diff": v}
                        for s, v in d.items()]
             if b == top:

@@ -241,7 +241,10 @@ def _claims_section(r: StudyReport) -> list[str]:
             f"{STABILITY_CONFIDENCE:.0%} interval that must lie inside +-band, else the claim is "
             "undecided (still moving). A claim not registered before any trial finished is not decided.",
             "", markdown_table(claims[cols]), "", "### Gaps", "",
-            markdown_table(g[["claim", "gap", "budget", "n_seeds", "diff", "sd", "interval", "verdict"]]), "",
+            markdown_table(g[["claim", "gap", "budget", "n_seeds", "diff", "sd", "interval", "verdict"]
+                             + [c for c in ("late_gain_a", "late_gain_b") if c in g]]), "",
+            "Late gain a / b: each arm's mean validation gain over its last 20% of training, a "
+            "diagnostic beside the gap (the anneal lifts it by itself); no verdict reads it.", "",
             "![The claims](claims.png)", ""]
 
 
