@@ -540,7 +540,11 @@ def main() -> None:
     atomic_write_csv(out / "gaps.csv", claim_gaps)
     atomic_write_csv(out / "points.csv", points)
 
-    limits = limits_text(frames) if frames else "see each study's report."
+    # The verdicts' limits are those of the studies that decide them (and the studies they read).
+    deciding = set(claims["study"]) | {n for w in claims.get("with_studies", pd.Series(dtype=str)).dropna()
+                                       for n in str(w).split(", ") if n} if len(claims) else set()
+    claim_frames = [f for n in deciding if n in studies for f in studies[n].values()]
+    limits = limits_text(claim_frames or frames) if (claim_frames or frames) else "see each study's report."
     opening = verdict_lines(claims, claim_gaps, "answer.png", limits)
     lines = ["# Are patches all you need?", "", "## The verdicts: primary claims", ""] + opening + [""]
     if len(claims):

@@ -209,3 +209,20 @@ def test_a_fixed_seed_study_is_not_decided_before_its_last_trial():
                              incomplete="study incomplete: 20 of 24 trials")
     assert row["verdict_at_largest"] == "agrees"
     assert row["verdict"] == "undecided (study incomplete: 20 of 24 trials)"
+
+
+def test_a_gap_without_trials_at_the_smaller_budget_is_not_called_still_moving():
+    df = _synthetic(5.0, 5.0)
+    df = df[~((df["epochs"] == 10) & (df["variant"] == "identity"))]  # that arm not run at 10 yet
+    row, _, _ = decide_claim(df, _claim(budgets=[10, 30]), [10, 30], REGISTERED)
+    assert row["verdict"] == "undecided (no data paired at 10 epochs)" and row["stability"] == "no data"
+
+
+def test_a_running_study_is_incomplete_by_its_marker(tmp_path):
+    from mixerlab.analysis.claims import _incomplete
+    from mixerlab.sweep.study import MARKER
+
+    assert _incomplete(tmp_path, 3) is None  # no marker: tables written by hand
+    (tmp_path / MARKER).write_text(json.dumps({"n_trials": 12}))
+    assert _incomplete(tmp_path, 3) == "study incomplete: 3 of 12 trials"
+    assert _incomplete(tmp_path, 12) is None

@@ -52,6 +52,13 @@ def primary_claims(folders, pending_specs=()) -> tuple[pd.DataFrame, pd.DataFram
     return out, concat(gaps), concat(points)
 
 
+def _iv(diff: float, lo: float, hi: float) -> str:
+    """'+1.38 [+0.32, +2.44]', or '-' where there is no interval yet."""
+    if pd.isna(diff):
+        return "-"
+    return f"{diff:+.2f} [{lo:+.2f}, {hi:+.2f}]" if pd.notna(lo) else f"{diff:+.2f} (one seed)"
+
+
 def verdict_table(claims: pd.DataFrame, gaps: pd.DataFrame) -> pd.DataFrame:
     """One row per primary claim and gap at its deciding budget: the table the README and the
     answer open with (claim, gap, interval, verdict, seeds, budgets)."""
@@ -68,8 +75,8 @@ def verdict_table(claims: pd.DataFrame, gaps: pd.DataFrame) -> pd.DataFrame:
             ch = change[change["gap"] == g.gap]
             rows.append({
                 "claim": f"{c.claim}: {c.text}" if i == 0 else "",
-                "gap": g.gap, "interval": f"{g.diff:+.2f} [{g.lo:+.2f}, {g.hi:+.2f}] ({g.confidence:.2%})",
-                "change": (f"{ch['diff'].iloc[0]:+.2f} [{ch['lo'].iloc[0]:+.2f}, {ch['hi'].iloc[0]:+.2f}] "
+                "gap": g.gap, "interval": f"{_iv(g.diff, g.lo, g.hi)} ({g.confidence:.2%})",
+                "change": (f"{_iv(ch['diff'].iloc[0], ch['lo'].iloc[0], ch['hi'].iloc[0])} "
                            f"(band +-{c.band:g})") if len(ch) else "one budget",
                 "verdict": c.verdict if i == 0 else "", "seeds": int(g.n_seeds),
                 "budgets": c.budgets, "alpha": f"{c.alpha:g}" if i == 0 else ""})

@@ -172,23 +172,25 @@ def decide_claim(df: pd.DataFrame, claim, budgets: list[int], registered: dict,
             iv = t_interval(late[shared] - early[shared], STABILITY_CONFIDENCE)
             inside = bool(np.isfinite(iv["lo"]) and -claim.stability_band <= iv["lo"]
                           and iv["hi"] <= claim.stability_band)
-            stable.append(inside)
+            stable.append(inside if iv["n_seeds"] >= 2 else None)  # None: no change to judge
             gap_rows.append({"claim": claim.name, "gap": gap.name, "budget": f"change {prev} -> {top}",
                              "epochs": top, "rope": claim.stability_band,
                              "confidence": STABILITY_CONFIDENCE, "interval": "paired t",
                              **iv, "verdict": "stable" if inside else "still moving", "decides": False})
-    if "no data" in each:
-        final, moving = "undecided (no data at the largest budget)", None
+    moving = None if len(budgets) < 2 or None in stable else not all(stable)
+    at_top = combine(each, claim.kind)
+    if not registered["registered"]:
+        final = "undecided (not registered before the data)"
+    elif incomplete and not anytime:
+        final = f"undecided ({incomplete})"
+    elif "no data" in each:
+        final = "undecided (no data at the largest budget)"
+    elif None in stable:
+        final = f"undecided (no data paired at {budgets[-2]} epochs)"
+    elif moving and at_top != "undecided":
+        final = STILL_MOVING
     else:
-        at_top = combine(each, claim.kind)
-        moving = None if len(budgets) < 2 else not all(stable)
         final = at_top
-        if not registered["registered"]:
-            final = "undecided (not registered before the data)"
-        elif incomplete and not anytime:
-            final = f"undecided ({incomplete})"
-        elif moving and at_top != "undecided":
-            final = STILL_MOVING
     row = {"claim": claim.name, "text": claim.text, "source": claim.source, "kind": claim.kind,
            "primary": claim.primary, "alpha": claim.alpha, "rope": claim.rope,
            "band": claim.stability_band, "budgets": ", ".join(map(str, budgets)),
@@ -198,8 +200,25 @@ def decide_claim(df: pd.DataFrame, claim, budgets: list[int], registered: dict,
            "stability": ("one budget: not judged" if len(budgets) < 2 else
                          "no data" if moving is None else "still moving" if moving else "stable"),
            "registered": registered["registered"], "registration": registered["note"],
-           "verdict": final}
+           "with_studies": ", ".join(claim.with_studies), "verdict": final}
     return row, pd.DataFrame(gap_rows), pd.DataFrame(points)
+
+
+def _incomplete(folder: Path, done: int) -> str | None:
+    """Why the study's trials are not all in (None when they are): its folder's marker says
+    how many it plans from the moment its sweep starts; provenance.json only when a session
+    ends."""
+    import json
+
+    from mixerlab.sweep.study import MARKER
+
+    try:
+        planned = json.loads((Path(folder) / MARKER).read_text()).get("n_trials")
+    except (OSError, ValueError):
+        planned = None
+    if planned is None:  # tables written by hand (tests): what they hold is the study
+        return None
+    return f"study incomplete: {done} of {planned} trials" if done < planned else None
 
 
 def decide_claims(folder: Path, spec=None) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
@@ -213,9 +232,12 @@ def decide_claims(folder: Path, spec=None) -> tuple[pd.DataFrame, pd.DataFrame, 
     spec = spec or study_spec(folder)
     rows, gaps, points = [], [], []
     df = load_study(folder) if spec.claims else None
-    done = int((df["status"].isin(["ok", "diverged", "oom", "error", "stopped"])).sum()) if df is not None else 0
-    incomplete = (None if df is None or df.attrs.get("complete", True) else
-                  f"study incomplete: {done} of {df.attrs.get('planned') or '?'} trials")
+    from mixerlab.sweep.study import FINAL
+
+    done = int(df["status"].isin(FINAL).sum()) if df is not None else 0
+    incomplete = None if df is None else (
+        _incomplete(folder, done) or (None if df.attrs.get("complete", True) else
+                                      f"study incomplete: {done} of {df.attrs.get('planned') or '?'} trials"))
     for claim in spec.claims or []:
         anytime = spec.adaptive is not None and claim.seeds is None
         row, g, p = decide_claim(claim_frame(folder, claim), claim, claim_budgets(spec, claim),
