@@ -406,8 +406,7 @@ def limits_text(frames: list[pd.DataFrame]) -> str:
             f"{_span(_training_images(df))} training images, {_span(col('epochs'))} epochs; "
             f"{_span(seeds)} seeds per compared arm ({len(df):,} compared trials in {len(frames)} "
             "comparisons). The published results are ImageNet or CIFAR-10 at full length: agreement "
-            "in direction is what can be checked here, not the size of an effect. The eta^2 "
-            "intervals resample the few trials of each cell and are, if anything, too narrow.")
+            "in direction is what can be checked here, not the size of an effect.")
 
 
 MARKERS = {1: "*", 2: "s", 4: "o", 7: "^"}
@@ -574,7 +573,8 @@ def main() -> None:
                   "Studies whose design is not a full product (pixels: no attention at patch 1; "
                   "depth_width: depth at one width, width at one depth) give a rank-deficient ANOVA: their "
                   "shares here are indicative, and the findings above use their balanced parts or paired "
-                  "differences instead.", ""]
+                  "differences instead. The eta^2 intervals resample the few trials of each cell and "
+                  "are, if anything, too narrow.", ""]
     command = f"python analysis/patches_answer.py {' '.join(sys.argv[1:])}"
     v = provenance.versions()
     lines += ["## Provenance", "",

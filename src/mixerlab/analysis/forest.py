@@ -63,7 +63,8 @@ def forest(claims: pd.DataFrame, gaps: pd.DataFrame, points: pd.DataFrame) -> pl
     ax.set_yticklabels(list(reversed(rows["label"].tolist())), fontsize=9)
     ax.set_xlim(lo - pad, hi + pad)
     ax.set_ylim(-0.7, n - 0.3)
-    ax.set_xlabel("gap a - b, test accuracy (points): interval, mean (diamond), seeds (dots), ROPE (grey)")
+    ax.set_xlabel("gap a - b, test accuracy (points): interval, mean (diamond), seeds (dots), ROPE (grey);\n"
+                  "colour: the gap's own verdict at the deciding budget; right: the claim's verdict")
     ax.grid(axis="y", visible=False)
     fig.tight_layout()
     return fig
