@@ -137,6 +137,22 @@ def _budget_frame(df: pd.DataFrame, budget: int) -> pd.DataFrame:
     return df[df["epochs"].astype(int) == int(budget)] if "epochs" in df else df
 
 
+def _change(by_budget: dict, budgets: list[int], claim, gap) -> tuple[dict, bool | None]:
+    """The gap's seed-paired change between the two largest budgets: its row, and whether its
+    90% interval lies inside the band (None: no seed paired at both budgets)."""
+    prev, top = budgets[-2], budgets[-1]
+    late, early = by_budget[top], by_budget[prev]
+    shared = late.index.intersection(early.index)
+    iv = t_interval(late[shared] - early[shared], STABILITY_CONFIDENCE)
+    inside = bool(np.isfinite(iv["lo"]) and -claim.stability_band <= iv["lo"]
+                  and iv["hi"] <= claim.stability_band)
+    row = {"claim": claim.name, "gap": gap.name, "budget": f"change {prev} -> {top}",
+           "epochs": top, "rope": claim.stability_band, "confidence": STABILITY_CONFIDENCE,
+           "interval": "paired t", **iv, "verdict": "stable" if inside else "still moving",
+           "decides": False}
+    return row, (inside if iv["n_seeds"] >= 2 else None)
+
+
 def decide_claim(df: pd.DataFrame, claim, budgets: list[int], registered: dict,
                  anytime: bool = False, incomplete: str | None = None
                  ) -> tuple[dict, pd.DataFrame, pd.DataFrame]:
@@ -166,17 +182,9 @@ def decide_claim(df: pd.DataFrame, claim, budgets: list[int], registered: dict,
             if b == top:
                 each.append(said if iv["n_seeds"] >= 2 else "no data")
         if len(budgets) >= 2:
-            prev = budgets[-2]
-            late, early = by_budget[top], by_budget[prev]
-            shared = late.index.intersection(early.index)
-            iv = t_interval(late[shared] - early[shared], STABILITY_CONFIDENCE)
-            inside = bool(np.isfinite(iv["lo"]) and -claim.stability_band <= iv["lo"]
-                          and iv["hi"] <= claim.stability_band)
-            stable.append(inside if iv["n_seeds"] >= 2 else None)  # None: no change to judge
-            gap_rows.append({"claim": claim.name, "gap": gap.name, "budget": f"change {prev} -> {top}",
-                             "epochs": top, "rope": claim.stability_band,
-                             "confidence": STABILITY_CONFIDENCE, "interval": "paired t",
-                             **iv, "verdict": "stable" if inside else "still moving", "decides": False})
+            change_row, inside = _change(by_budget, budgets, claim, gap)
+            stable.append(inside)
+            gap_rows.append(change_row)
     moving = None if len(budgets) < 2 or None in stable else not all(stable)
     at_top = combine(each, claim.kind)
     if not registered["registered"]:
