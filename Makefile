@@ -17,8 +17,10 @@ demo: setup
 	$(BIN)/mixerlab sweep ablations/quick.yaml --results $(RESULTS)
 	$(BIN)/mixerlab analyze $(RESULTS)/quick
 
-# Full test suite (what CI runs).
+# Full test suite (what CI runs): the layers contract (pyproject.toml, [tool.importlinter]),
+# then the tests.
 test: setup
+	$(BIN)/lint-imports
 	$(BIN)/python -m pytest -q --durations=25
 
 # Skip the slow (multi-process, multi-epoch) tests.

@@ -6,7 +6,7 @@ trained longer (study 14 against study 10) or evaluated another way (study 15 ag
 
 Each ok trial of the first study is paired with the ok trial of the second that has its
 variant, seed and lr (the second's tuning-stage trials left out). Per pair: epochs, test and
-final validation accuracy, late gain (mixerlab.convergence.late_gain, recomputed from each
+final validation accuracy, late gain (mixerlab.late_gain.late_gain, recomputed from each
 history), the largest fall of validation accuracy from one epoch to the next (over the whole
 run and over its last 20%), and, where both ran the same epochs, whether training retraced
 the twin's (every epoch's training loss equal). Within each study, every pair of arms' gap
@@ -26,8 +26,8 @@ import pandas as pd
 
 from mixerlab import provenance
 from mixerlab.analysis import load_history, load_study, markdown_table
-from mixerlab.convergence import late_epoch, late_gain
 from mixerlab.errors import ConfigError
+from mixerlab.late_gain import late_epoch, late_gain
 from mixerlab.results import atomic_write_csv, atomic_write_text
 
 KEYS = ["variant", "seed", "lr"]

@@ -57,8 +57,8 @@ from mixerlab.analysis import (  # noqa: E402
 )
 from mixerlab.analysis.answer import alpha_text, primary_claims, verdict_table  # noqa: E402
 from mixerlab.analysis.comparison import Comparison  # noqa: E402
-from mixerlab.analysis.convergence import trial_gains  # noqa: E402
 from mixerlab.analysis.forest import forest  # noqa: E402
+from mixerlab.analysis.late_gains import trial_gains  # noqa: E402
 from mixerlab.analysis.plots import palette, save  # noqa: E402
 from mixerlab.errors import ConfigError  # noqa: E402
 from mixerlab.results import atomic_write_csv, atomic_write_text  # noqa: E402

@@ -33,7 +33,9 @@ from figures import Context, figure
 
 from mixerlab.config import DataConfig, ModelConfig
 from mixerlab.data import load_dataset
-from mixerlab.execution import Execution, time_in_turns, train_step
+from mixerlab.execution import Execution
+from mixerlab.execution_choice import train_step
+from mixerlab.measure import time_in_turns
 from mixerlab.models import create_model
 
 ITEM = "usual_way"

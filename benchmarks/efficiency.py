@@ -6,15 +6,16 @@ Efficiency = achieved training FLOP/s / peak FLOP/s, both measured in this run:
   about three forward passes (forward, then backward for activations and for weights:
   Kaplan et al. 2020, arXiv:2001.08361, Sec. 2.1); FLOPs = 2 x MACs. The MACs are
   mixerlab's own count (``measure.count_flops``: matmuls, convolutions, attention; norms,
-  activations and pooling count zero, as in fvcore and timm), the rate is
-  ``measure.benchmark_training`` (median of timed AdamW steps, channels_last as the engine
-  trains).
+  activations and pooling count zero, as in fvcore and timm), the rate the median of timed
+  AdamW steps (fp32, channels_last as the engine trains), every configuration's steps timed
+  in turns with the others' by the benchmarks' one timing helper (``_timing.py``).
 * peak = 2 n^3 / time of a large float32 matmul (n = 4096 on CPU, 8192 on GPU) at the same
   thread count: what this device does at its best on the same dtype.
 
-Then a ``torch.profiler`` breakdown of one training step of the least efficient mixer
-(top operators by self time, with their input shapes) and the split of a step into forward,
-backward and optimizer. Making it faster is a separate step.
+Every figure is a rate or a ratio measured in turns in this one run; none compares with
+another run. Then a ``torch.profiler`` breakdown of one training step of the least efficient
+mixer (top operators by self time, with their input shapes) and the split of a step into
+forward, backward and optimizer. Making it faster is a separate step.
 
     python benchmarks/efficiency.py [--quick] [--device auto]
 """
@@ -26,12 +27,14 @@ import time
 
 import torch
 import torch.nn.functional as F
+from _timing import ENGINE_WAY, loop, train_step_seconds
 from figures import Context, figure, standalone
 from torch.profiler import ProfilerActivity, profile
 
 from mixerlab.config import ModelConfig, TrainConfig
-from mixerlab.execution import ExecutionPins, choose, supports_bf16
-from mixerlab.measure import benchmark_training, count_flops
+from mixerlab.execution import ExecutionPins
+from mixerlab.execution_choice import choose, supports_bf16
+from mixerlab.measure import count_flops, time_in_turns
 from mixerlab.models import create_model, list_mixers
 
 ITEM = "efficiency"
@@ -47,36 +50,27 @@ def _sync(device: torch.device) -> None:
 
 
 def matmul_peak(device, n: int, repeats: int = 5, dtype=torch.float32) -> float:
-    """FLOP/s of an n x n matmul in ``dtype``: median of ``repeats`` timed products after warm-up."""
+    """FLOP/s of an n x n matmul in ``dtype``: median of ``repeats`` timed products after two
+    untimed ones, with the project's timing loop (``time_in_turns``, one step)."""
     device = torch.device(device)
     a, b = (torch.randn(n, n, device=device, dtype=dtype) for _ in range(2))
-    for _ in range(2):
-        a @ b
-    _sync(device)
-    times = []
-    for _ in range(repeats):
-        t0 = time.perf_counter()
-        a @ b
-        _sync(device)
-        times.append(time.perf_counter() - t0)
+    times = time_in_turns([lambda: a @ b], device, rounds=repeats, warmup=2)[0]
     return 2 * n**3 / statistics.median(times)
 
 
-def training_rate(cfg: ModelConfig, device, batch: int, quick: bool) -> dict:
-    """Forward MACs per image, training images/s and achieved FLOP/s of one configuration."""
-    torch.manual_seed(0)
-    model = create_model(cfg)
-    shape = (cfg.in_chans, cfg.image_size, cfg.image_size)
-    macs = count_flops(model, shape)["macs"]
-    timing = dict(warmup=1, repeats=2, iters=1) if quick else dict(warmup=2, repeats=5, iters=2)
-    bench = benchmark_training(model, shape, num_classes=cfg.num_classes, batch_size=batch,
-                               device=device, channels_last=TrainConfig().channels_last, **timing)
-    rate = bench["train_step_images_per_s"]
-    return {"macs": macs, "images_per_s": rate, "flop_per_s": 3 * 2 * macs * rate}
+def training_rates(cfgs: list[ModelConfig], device, batch: int, quick: bool) -> list[dict]:
+    """Forward MACs per image, training images/s and achieved FLOP/s of each configuration;
+    the steps of all of them timed in turns (``_timing.train_step_seconds``), so a slow spell
+    of the machine does not fall on one mixer's efficiency alone."""
+    macs = [count_flops(create_model(cfg), (cfg.in_chans, cfg.image_size, cfg.image_size))["macs"]
+            for cfg in cfgs]
+    seconds = train_step_seconds([(cfg, ENGINE_WAY) for cfg in cfgs], batch, device, **loop(quick))
+    return [{"macs": m, "images_per_s": batch / s, "flop_per_s": 3 * 2 * m * batch / s}
+            for m, s in zip(macs, seconds)]
 
 
 def _chosen_way(cfg: ModelConfig, batch: int, device, macs: int, peak: float, bf16_peak) -> list[dict]:
-    """The way the sweep would run ``cfg`` here (``mixerlab.execution.choose``, candidates timed
+    """The way the sweep would run ``cfg`` here (``mixerlab.execution_choice.choose``, candidates timed
     in turns), its speed-up over fp32 channels_last, and its efficiency against the peak of
     its own precision."""
     way, rates = choose(cfg, batch, ExecutionPins(), torch.device(device))
@@ -96,7 +90,9 @@ def profile_step(cfg: ModelConfig, device, batch: int, steps: int) -> tuple[list
     """Top operators by self time over ``steps`` training steps, and the phase shares.
 
     Phases are timed with synchronisation outside the profiler, so its overhead does not
-    enter them. Returns ([(operator, input shapes, share of self time)], {phase: share}).
+    enter them. This is the one step with its own clock: ``time_in_turns`` times whole
+    steps, and here one step is split into its phases. Returns ([(operator, input shapes,
+    share of self time)], {phase: share}).
     """
     device = torch.device(device)
     torch.manual_seed(0)
@@ -166,23 +162,27 @@ def run(ctx: Context) -> list[dict]:
     if bf16_peak:
         rows.append(figure(ITEM, "peak bfloat16 matmul", bf16_peak / 1e9, "GFLOP/s",
                            f"{n}x{n} @ {n}x{n}, median of 5, {threads} threads"))
-    measured = {}
-    for mixer in mixers:
-        for ps in patch_sizes:
-            cfg = model.model_copy(update=dict(mixer=mixer, patch_size=ps))
-            measured[mixer, ps] = r = training_rate(cfg, ctx.device, batch, ctx.quick)
-            r["efficiency"] = r["flop_per_s"] / peak
-            note = (f"{r['macs'] / 1e6:.2f}M MACs/image fwd, {r['images_per_s']:.0f} img/s; "
-                    f"{shape_note}")
-            rows.append(figure(ITEM, f"{mixer} p{ps}: achieved training FLOP/s",
-                               r["flop_per_s"] / 1e9, "GFLOP/s", note))
-            rows.append(figure(ITEM, f"{mixer} p{ps}: efficiency", 100 * r["efficiency"],
-                               "% of peak", "achieved / peak matmul, same run"))
-            rows += _chosen_way(cfg, batch, ctx.device, r["macs"], peak, bf16_peak)
+    cfgs = {(m, ps): model.model_copy(update=dict(mixer=m, patch_size=ps))
+            for m in mixers for ps in patch_sizes}
+    measured = dict(zip(cfgs, training_rates(list(cfgs.values()), ctx.device, batch, ctx.quick)))
+    for (mixer, ps), r in measured.items():
+        r["efficiency"] = r["flop_per_s"] / peak
+        note = (f"{r['macs'] / 1e6:.2f}M MACs/image fwd, {r['images_per_s']:.0f} img/s; "
+                f"{shape_note}")
+        rows.append(figure(ITEM, f"{mixer} p{ps}: achieved training FLOP/s",
+                           r["flop_per_s"] / 1e9, "GFLOP/s", note))
+        rows.append(figure(ITEM, f"{mixer} p{ps}: efficiency", 100 * r["efficiency"],
+                           "% of peak", "achieved / peak matmul, same run"))
+        rows += _chosen_way(cfgs[mixer, ps], batch, ctx.device, r["macs"], peak, bf16_peak)
+    return rows + _least_efficient(measured, model, ctx, batch)
 
-    # The least efficient mixer among those whose mixing is counted work: a mixer that adds no
-    # MACs over the identity control (pool: averaging counts zero, as in fvcore/timm) is
-    # inefficient by the convention, not by its kernels, so it is not the one to profile.
+
+def _least_efficient(measured: dict, model: ModelConfig, ctx: Context, batch: int) -> list[dict]:
+    """The least efficient mixer's figure, its phase split and its top operators.
+
+    Chosen among the mixers whose mixing is counted work: a mixer that adds no MACs over the
+    identity control (pool: averaging counts zero, as in fvcore/timm) is inefficient by the
+    convention, not by its kernels, so it is not the one to profile."""
     def mixing_macs(key):
         base = measured.get(("identity", key[1]))
         return measured[key]["macs"] - (base["macs"] if base else 0)
@@ -190,14 +190,15 @@ def run(ctx: Context) -> list[dict]:
     candidates = [k for k in measured if mixing_macs(k) > 0] or list(measured)
     worst = min(candidates, key=lambda k: measured[k]["efficiency"])
     mixer, ps = worst
-    rows.append(figure(ITEM, f"least efficient mixer: {mixer} p{ps}",
-                       100 * measured[worst]["efficiency"], "% of peak",
-                       "lowest among mixers that add counted MACs over identity"))
+    rows = [figure(ITEM, f"least efficient mixer: {mixer} p{ps}",
+                   100 * measured[worst]["efficiency"], "% of peak",
+                   "lowest among mixers that add counted MACs over identity")]
     cfg = model.model_copy(update=dict(mixer=mixer, patch_size=ps))
     top, phases = profile_step(cfg, ctx.device, batch, steps=1 if ctx.quick else 3)
     for phase, share in phases.items():
         rows.append(figure(ITEM, f"{mixer} p{ps} step: {phase}", share, "% of step",
                            "median over timed steps, synchronised"))
+    cuda = torch.device(ctx.device).type == "cuda"
     for i, (op, shapes, share) in enumerate(top, 1):
         rows.append(figure(ITEM, f"{mixer} p{ps} profile #{i}: {op}", share, "% of self time",
                            f"torch.profiler self {'device' if cuda else 'CPU'} time; inputs {shapes}"))

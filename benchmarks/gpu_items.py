@@ -7,7 +7,7 @@ table whose GPU columns read ``not measured`` in the CPU dry mode.
   both compute in float32; then a 1-epoch ``mixerlab.train.train`` trial of each on the same
   seed, images and way (fp32, channels_last) on both devices, test accuracy side by side.
 * ``throughput``: the README recipe model (``ModelConfig()``: conv, patch 2, depth 6, width
-  64; batch 128) timed by the execution chooser itself (``execution.choose``: fp32 and bf16
+  64; batch 128) timed by the execution chooser itself (``execution_choice.choose``: fp32 and bf16
   autocast, both layouts), then ``torch.compile`` of the chosen way against its eager self
   and eager fp32 channels_last, in turns with the chooser's loop (``time_in_turns``).
 * ``packing``: 1, 2, 4 and 8 trials of quick.yaml's conv p4 model (seeds of one
@@ -37,7 +37,9 @@ import yaml
 from gpu_carry import KEPT
 
 from mixerlab.config import DataConfig, ModelConfig, TrainConfig, TrialConfig
-from mixerlab.execution import Execution, ExecutionPins, choose, time_in_turns, train_step
+from mixerlab.execution import Execution, ExecutionPins
+from mixerlab.execution_choice import choose, train_step
+from mixerlab.measure import time_in_turns
 from mixerlab.models import create_model
 
 NOT_MEASURED = "not measured"
@@ -210,17 +212,17 @@ def throughput(ctx: Ctx) -> pd.DataFrame:
     shape = f"recipe model: conv, patch 2, depth 6, width 64, batch {batch}"
     if ctx.dry:
         return pd.DataFrame([_row(f, NOT_MEASURED, None, None, shape) for f in
-                             ("fp32", "bf16 autocast", "torch.compile", "chosen by execution.choose")])
+                             ("fp32", "bf16 autocast", "torch.compile", "chosen by execution_choice.choose")])
     way, rates = choose(cfg, batch, ExecutionPins(), ctx.device)
     base = rates.get("fp32 channels_last")
     best = {p: max((r, lab) for lab, r in rates.items() if lab.startswith(p)) for p in ("fp32", "bf16")
             if any(lab.startswith(p) for lab in rates)}
     rows = [_row(f"candidate ({'chosen' if lab == way.label else 'timed'})", lab, r, base,
-                 "execution.choose's own rate (median of its rounds)") for lab, r in rates.items()]
-    rows += [_row(name, best[p][1], best[p][0], base, "the best layout, execution.choose") if p in best
-             else _row(name, NOT_MEASURED, None, None, "not a candidate here (execution.candidates)")
+                 "execution_choice.choose's own rate (median of its rounds)") for lab, r in rates.items()]
+    rows += [_row(name, best[p][1], best[p][0], base, "the best layout, execution_choice.choose") if p in best
+             else _row(name, NOT_MEASURED, None, None, "not a candidate here (execution_choice.candidates)")
              for p, name in (("fp32", "fp32"), ("bf16", "bf16 autocast"))]
-    rows.append(_row("chosen by execution.choose", way.label, rates[way.label], base, shape))
+    rows.append(_row("chosen by execution_choice.choose", way.label, rates[way.label], base, shape))
     rows += compiled_rows(cfg, batch, way, ctx)
     return pd.DataFrame(rows)
 

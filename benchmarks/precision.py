@@ -3,7 +3,7 @@
 Each mixer's model of the quick study (patch 4, depth 4, width 64, 5 epochs, 10,000
 Fashion-MNIST training images, batch 128, lr 5e-3: ``ablations/quick.yaml``) is trained
 with the same seeds twice, once in fp32 and once in bf16 autocast, each its fastest way on
-this machine (``mixerlab.execution.choose`` with the precision pinned: the layout and the
+this machine (``mixerlab.execution_choice.choose`` with the precision pinned: the layout and the
 attention kernel are measured). A seed fixes the initial weights, the data order and the
 augmentation, so the two trials of a seed differ only in precision, and the differences
 bf16 - fp32 are paired. A mixer is cleared for bf16 (``register_mixer(..., bf16=True)``)
@@ -38,7 +38,8 @@ from mixerlab import provenance
 from mixerlab.analysis.report_text import markdown_table
 from mixerlab.analysis.stats import paired
 from mixerlab.config import DataConfig, ModelConfig, TrainConfig, TrialConfig
-from mixerlab.execution import ExecutionPins, choose
+from mixerlab.execution import ExecutionPins
+from mixerlab.execution_choice import choose
 
 ROPE = 0.5  # points of test accuracy: the adaptive seeds' default region (sweep/spec.py)
 _DATA = {}  # per worker process: the data set, loaded once

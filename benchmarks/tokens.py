@@ -6,6 +6,10 @@ O(N^2) (the N x N score matrix: Vaswani et al. 2017, Table 1), the token-mixing 
 channel: Tolstikhin et al. 2021, Sec. 2), and the depthwise convolution O(N) (k^2 taps per
 token: Trockman & Kolter 2022). Everything else in a block (channel MLP, norms) is O(N).
 
+Every configuration's steps are timed in turns with all the others' (the benchmarks' one
+timing helper, ``_timing.py``), so a slow spell of the machine falls on every N alike and
+does not bend a fit: the figures are step times and fits measured in turns in this one run.
+
 Fits, by least squares on the median step times: a*N^2 + b*N + c for attention and mlp,
 a*N + c for conv, each with its R^2; for attention and mlp also the straight-line fit for
 contrast (with four sizes a three-parameter fit has one degree of freedom, so its R^2 is
@@ -21,10 +25,10 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from _timing import ENGINE_WAY, loop, train_step_seconds
 from figures import Context, figure, standalone
 
-from mixerlab.config import ModelConfig, TrainConfig
-from mixerlab.measure import benchmark_training
+from mixerlab.config import ModelConfig
 
 ITEM = "tokens"
 PATCH_SIZES = (1, 2, 4, 7)
@@ -45,17 +49,12 @@ def fit(n, t, degree: int) -> dict:
     return {"coef": coef.tolist(), "r2": 1.0 - ss_res / ss_tot if ss_tot else float("nan")}
 
 
-def step_seconds(cfg: ModelConfig, device, batch: int, quick: bool) -> float:
-    """Median seconds per training step (AdamW, channels_last as the engine trains)."""
-    from mixerlab.models import create_model
-
-    torch.manual_seed(0)
-    model = create_model(cfg)
-    timing = dict(warmup=1, repeats=2, iters=1) if quick else dict(warmup=1, repeats=5, iters=1)
-    bench = benchmark_training(model, (cfg.in_chans, cfg.image_size, cfg.image_size),
-                               num_classes=cfg.num_classes, batch_size=batch, device=device,
-                               channels_last=TrainConfig().channels_last, **timing)
-    return batch / bench["train_step_images_per_s"]
+def step_seconds(cfgs: list[ModelConfig], device, batch: int, quick: bool) -> list[float]:
+    """Median seconds per training step of each configuration (AdamW, fp32, channels_last as
+    the engine trains), all timed in turns. One step at a time, warmed up once: at one token
+    per pixel a step of attention takes about a second here, so pairs would double the cost."""
+    return train_step_seconds([(cfg, ENGINE_WAY) for cfg in cfgs], batch, device,
+                              **{**loop(quick), "warmup": 1, "block": 1})
 
 
 def plot(times: dict, fits: dict, path: Path, title: str) -> None:
@@ -95,15 +94,18 @@ def run(ctx: Context) -> list[dict]:
     patch_sizes = (2, 4, 7, 14) if ctx.quick else PATCH_SIZES
     threads = torch.get_num_threads()
     shape = f"depth {model.depth}, width {model.width}, batch {batch}, float32, {threads} threads"
+    patch_sizes = sorted(patch_sizes, reverse=True)  # fewest tokens first
+    cfgs = {(mixer, ps): model.model_copy(update=dict(mixer=mixer, patch_size=ps))
+            for mixer in EXPECTED for ps in patch_sizes}
+    seconds = dict(zip(cfgs, step_seconds(list(cfgs.values()), ctx.device, batch, ctx.quick)))
     rows, times, fits = [], {}, {}
     for mixer, degree in EXPECTED.items():
         times[mixer] = {}
-        for ps in sorted(patch_sizes, reverse=True):  # fewest tokens first
-            cfg = model.model_copy(update=dict(mixer=mixer, patch_size=ps))
-            n = (cfg.image_size // ps) ** 2
-            times[mixer][n] = s = step_seconds(cfg, ctx.device, batch, ctx.quick)
+        for ps in patch_sizes:
+            n = (cfgs[mixer, ps].image_size // ps) ** 2
+            times[mixer][n] = s = seconds[mixer, ps]
             rows.append(figure(ITEM, f"{mixer} N={n} (p{ps}): step time", 1e3 * s, "ms/step",
-                               f"median of timed steps; {shape}"))
+                               f"median of steps timed in turns; {shape}"))
         n, t = zip(*sorted(times[mixer].items()))
         fits[mixer] = f = fit(n, t, degree)
         terms = " + ".join(f"{c:.4g}{p}" for c, p in zip(f["coef"], ["*N^2", "*N", ""][-degree - 1:]))

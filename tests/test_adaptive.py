@@ -22,8 +22,8 @@ import pytest
 from test_controlled import load_committed
 
 from mixerlab.analysis.comparison import Stratum, compare
+from mixerlab.analysis.confidence_sequence import confidence_sequence, decide
 from mixerlab.analysis.decisions import Rule, decisions, differences
-from mixerlab.analysis.sequential import confidence_sequence, decide
 from mixerlab.config import HOW_FIELDS
 from mixerlab.errors import ConfigError
 from mixerlab.sweep import expand, load_spec, rounds
@@ -386,7 +386,7 @@ def test_committed_studies_keep_their_fingerprint(tmp_path):
 
 
 def test_the_older_full_dump_fingerprint_leaves_the_new_fields_out(tmp_path):
-    from mixerlab.sweep.spec import _SCHEDULING
+    from mixerlab.spec import _SCHEDULING
 
     path = tmp_path / "old.yaml"
     path.write_text("name: old\nquestion: q?\ndataset: {name: synthetic}\n"

@@ -347,8 +347,8 @@ claims:
 def _claimed_study(path: Path, gap10: float, gap30: float, register_first: bool = True) -> Path:
     """A synthetic confirmatory study: pool and identity at 10 and 30 epochs on 4 seeds, its
     claim registered before (or, ``register_first=False``, after) its trials were written."""
-    from mixerlab.sweep.registration import register
-    from mixerlab.sweep.spec import Spec
+    from mixerlab.claims.registration import register
+    from mixerlab.spec import Spec
 
     noise = (-0.3, 0.1, 0.2, 0.0)  # the same per seed in every arm: paired differences are exact
     rows = [{"trial_id": f"{v}{e}{s}", "status": "ok", "error": "", "variant": v, "epochs": e, "seed": s,

@@ -20,7 +20,10 @@ import torch
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "benchmarks"))  # the scripts import each other by file name
 
+import _timing  # noqa: E402
+import attention_kernels  # noqa: E402
 import attribution  # noqa: E402
+import budgets  # noqa: E402
 import efficiency  # noqa: E402
 import run  # noqa: E402
 import tokens  # noqa: E402
@@ -76,6 +79,43 @@ def test_efficiency_smoke_rows(tmp_path):
     assert len(phases) == 3 and sum(phases) == pytest.approx(100)
     profile = [r for r in rows if " profile #" in r["name"]]
     assert 1 <= len(profile) <= efficiency.TOP and all(0 < r["value"] <= 100 for r in profile)
+
+
+def test_train_step_seconds_builds_each_runs_step_and_takes_its_median(monkeypatch):
+    """The benchmarks' one timing helper: a real step per (configuration, way), handed to the
+    project's loop with the caller's sizes, and each run's median seconds, in run order."""
+    from mixerlab.config import ModelConfig
+    from mixerlab.execution import Execution
+
+    seen = {}
+
+    def fake_loop(steps, device, **sizes):
+        seen.update(sizes, n=len(steps), device=device.type)
+        for step in steps:
+            step()  # a real AdamW step of its model: it must run
+        return [[3.0, 1.0, 2.0], [10.0, 40.0, 20.0]]
+
+    monkeypatch.setattr(_timing, "time_in_turns", fake_loop)
+    cfg = ModelConfig(mixer="attention", depth=1, width=16, patch_size=7)
+    runs = [(cfg, _timing.ENGINE_WAY), (cfg, Execution(attention_kernel="plain"))]
+    got = _timing.train_step_seconds(runs, 4, "cpu", rounds=3, warmup=2, block=1)
+    assert got == [2.0, 20.0]  # medians, not means (2.0 and 23.3)
+    assert seen == {"rounds": 3, "warmup": 2, "block": 1, "n": 2, "device": "cpu"}
+
+
+def test_attention_kernels_smoke_rows_and_kernel_factors(tmp_path):
+    ctx = Context(quick=True, device="cpu", out_dir=tmp_path)
+    rows = attention_kernels.run(ctx)
+    _check_rows(rows, "attention_kernels")
+    assert [r["name"].split(" ")[0] for r in rows] == ["N=16", "N=49"]  # quick: the first two grids
+    assert all(r["value"] > 0 and math.isfinite(r["value"]) for r in rows)
+    assert all(r["note"].startswith("training images/s ") for r in rows)
+    factors = attention_kernels.kernel_factors(ctx)
+    _check_rows(factors, "kernel_factors")
+    # one thread: fp32 and bf16 x channels_last and NCHW in one process, then a fresh process per kernel
+    assert sum("one process in turns" in r["name"] for r in factors) == 4
+    assert sum("a fresh process per kernel" in r["name"] for r in factors) == 1
+    assert all(r["value"] > 0 and math.isfinite(r["value"]) for r in factors)
 
 
 def test_usual_trial_trains_on_mixerlabs_images(tmp_path):
@@ -157,8 +197,6 @@ def test_run_writes_csv_and_markdown_and_takes_one_line_items(tmp_path, monkeypa
 def test_budgets_reads_each_sessions_estimate_and_picks_the_largest_timed_spec(tmp_path):
     import json
 
-    import budgets
-
     study = tmp_path / "s"
     study.mkdir()
     run, extend = "mixerlab sweep s.yaml", "mixerlab sweep s.yaml --extend"
@@ -175,6 +213,50 @@ def test_budgets_reads_each_sessions_estimate_and_picks_the_largest_timed_spec(t
     assert n >= 90
     if not torch.cuda.is_available():  # a GPU spec cannot be timed on this CPU: not chosen
         assert spec.parent.name == "ablations"
+
+
+def test_budgets_quick_times_a_real_dry_run_and_judges_each_session(tmp_path):
+    import json
+
+    study = tmp_path / "s"
+    study.mkdir()
+    (study / "provenance.json").write_text(json.dumps({"sessions": [
+        {"command": "c", "wall_time_s": 600.0, "estimate_wall_s": 500.0, "wall_over_estimate": 1.2},
+        {"command": "d", "wall_time_s": 900.0, "estimate_wall_s": 600.0, "wall_over_estimate": 1.5}]}))
+    rows = budgets.run(Context(quick=True, device="cpu", extra={"results": tmp_path}))
+    _check_rows(rows, "budgets")
+    dry, *sessions = rows
+    assert dry["name"] == "dry run of ablations/quick.yaml (24 trials)" and dry["value"] > 0
+    assert [(r["name"], r["value"]) for r in sessions] == [
+        ("s session 1 wall / estimate", 1.2), ("s session 2 wall / estimate", 1.5)]
+    assert [r["note"].split("; ")[1] for r in sessions] == ["goal 0.75-1.25: met", "goal 0.75-1.25: missed"]
+
+
+def test_budgets_study_check_divides_recorded_times_by_the_estimate(tmp_path, monkeypatch, capsys):
+    """Part 3 (once benchmarks/estimate_check.py): per configuration and in all, with the
+    dry run's timing replaced by known estimates; unfinished trials do not count."""
+    import json
+
+    import pandas as pd
+
+    study = tmp_path / "s"
+    study.mkdir()
+    pd.DataFrame({"trial_id": ["a", "b", "c", "d"], "variant": ["conv", "conv", "mlp", "mlp"],
+                  "patch_size": [4, 4, 4, 4], "status": ["ok", "ok", "ok", "error"],
+                  "trial_time_s": [10.0, 30.0, 12.0, 1.0]}).to_parquet(study / "trials.parquet")
+    (study / "provenance.json").write_text(json.dumps(
+        {"wall_time_s": 33.0, "sessions": [{"concurrent_trials": 2}]}))
+    monkeypatch.setattr(budgets, "estimate_now", lambda spec: {"a": 20.0, "b": 20.0, "c": 8.0, "d": 12.0})
+    budgets.main(["--study", "spec.yaml", str(study)])
+    out = capsys.readouterr().out
+    by, totals = budgets.check_study("spec.yaml", study)
+    assert by.loc[("conv", 4), "ratio"] == pytest.approx(1.0)  # mean of 0.5 and 1.5
+    assert by.loc[("mlp", 4), "ratio"] == pytest.approx(1.5)  # d failed: not counted
+    assert totals["trials"] == 3 and totals["sum_over_estimate"] == pytest.approx(52 / 48)
+    assert totals["estimate_wall_s"] == pytest.approx(30.0)  # 60 s of trials, two at a time
+    assert "trials: 3; sum trial_time_s / sum estimate = 1.083" in out
+    assert "wall 33 s, estimated 30 s: wall / estimate = 1.100" in out
+    assert re.search(r"\nmlp\s+4\s+12\.0\s+8\.0\s+1\.5\n", out)  # the table, one row a configuration
 
 
 @pytest.mark.slow

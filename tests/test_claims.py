@@ -11,7 +11,7 @@ import pandas as pd
 import pytest
 
 from mixerlab.analysis.claims import paired_diffs
-from mixerlab.analysis.convergence import convergence_table, trial_gains
+from mixerlab.analysis.late_gains import convergence_table, trial_gains
 
 
 def _analysis_module(name: str):

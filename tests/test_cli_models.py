@@ -33,7 +33,7 @@ def test_describe_reference_model(run_cli):
 @pytest.mark.parametrize("args,message", [
     (["--patch-size", "5"], "patch_size: 5 does not divide image_size 28"),
     (["--mixer", "attention", "--heads", "5"], "heads: 5 does not divide width 64"),
-    (["--mixer", "nope"], "mixer: unknown 'nope'"),
+    (["--mixer", "nope"], "argument --mixer: invalid choice: 'nope' (choose from 'attention'"),
     (["--depth", "0"], "depth: must be a positive integer"),
     (["--width", "abc"], "invalid int value: 'abc'"),
     (["--model", "nonexistent_net"], "model: unknown 'nonexistent_net'"),

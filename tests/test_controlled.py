@@ -13,7 +13,7 @@ import pytest
 from mixerlab.analysis import choose_nuisance, pairwise
 from mixerlab.config import ModelConfig
 from mixerlab.errors import ConfigError
-from mixerlab.sweep.spec import load_spec
+from mixerlab.spec import load_spec
 from mixerlab.sweep.trials import expand
 
 ROOT = Path(__file__).resolve().parents[1]

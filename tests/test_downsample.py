@@ -22,7 +22,7 @@ from mixerlab.models import (
     relevant_factors,
 )
 from mixerlab.models.pyramid import PatchMerge, stage_sides
-from mixerlab.sweep.spec import GRID_FACTORS, MODEL_FACTORS
+from mixerlab.spec import GRID_FACTORS, MODEL_FACTORS
 
 
 def _params(model) -> int:

@@ -14,14 +14,8 @@ from mixerlab.checkpoint import config_hash
 from mixerlab.config import DataConfig, ModelConfig, TrainConfig, TrialConfig, parse
 from mixerlab.data import load_dataset
 from mixerlab.errors import ConfigError
-from mixerlab.execution import (
-    Execution,
-    ExecutionPins,
-    bf16_cleared,
-    candidates,
-    choose,
-    supports_bf16,
-)
+from mixerlab.execution import Execution, ExecutionPins
+from mixerlab.execution_choice import bf16_cleared, candidates, choose, supports_bf16
 from mixerlab.models import create_model
 from mixerlab.models.mixers import get_mixer, list_mixers
 from mixerlab.sweep import execution_plan
@@ -155,7 +149,7 @@ def test_time_in_turns_runs_rounds_in_turns_and_drops_the_slow_from_a_race():
     turn every round; with drop_at a step far slower than the best stops being timed."""
     import time
 
-    from mixerlab.execution import time_in_turns
+    from mixerlab.measure import time_in_turns
 
     order = []
 
@@ -173,3 +167,19 @@ def test_time_in_turns_runs_rounds_in_turns_and_drops_the_slow_from_a_race():
     order.clear()
     times = time_in_turns([fast, slow], torch.device("cpu"), rounds=3, drop_at=1.5)
     assert [len(t) for t in times] == [3, 1]  # the slow step left after its first round
+
+
+def test_prepare_sets_the_kernel_only_on_modules_that_declare_it_a_choice():
+    """Execution.prepare sets ``kernel`` on attention (it declares KERNELS), never on another
+    module that merely has an attribute of that name (e.g. a conv's kernel size)."""
+
+    class Other(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.kernel = 9  # a kernel size, not a choice of implementation
+
+    net = torch.nn.Sequential(create_model(model("attention", heads=2)), Other())
+    Execution(attention_kernel="plain", channels_last=False).prepare(net)
+    kernels = [m.kernel for m in net.modules() if hasattr(m, "kernel")]
+    assert kernels[-1] == 9  # untouched
+    assert kernels[:-1] and set(kernels[:-1]) == {"plain"}

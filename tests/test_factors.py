@@ -13,7 +13,7 @@ from mixerlab.analysis import compare, load_study, write_report
 from mixerlab.analysis.aggregate import FACTORS
 from mixerlab.data import load_dataset
 from mixerlab.factors import GRID_FACTORS, analysis_factors, column
-from mixerlab.sweep.spec import load_spec
+from mixerlab.spec import load_spec
 from mixerlab.sweep.study import Study
 from mixerlab.sweep.trials import expand
 from mixerlab.train import train

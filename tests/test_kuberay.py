@@ -182,7 +182,7 @@ def test_entrypoint_runs_a_spec_of_this_repo_on_the_shared_volume():
     # KubeRay pastes the entrypoint into a shell command of the submitter pod: no shell syntax.
     assert not re.search(r"[;&|$`<>()]", doc["spec"]["entrypoint"])
     assert results.startswith("/")
-    from mixerlab.sweep.spec import load_spec
+    from mixerlab.spec import load_spec
 
     need = load_spec(spec_path).resources
     workers = [g["rayStartParams"] for _, g in ray_groups(doc)[1:]]

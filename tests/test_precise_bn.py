@@ -15,7 +15,7 @@ from mixerlab.checkpoint import config_hash
 from mixerlab.config import DataConfig, ModelConfig, TrainConfig, TrialConfig
 from mixerlab.data import load_dataset
 from mixerlab.precise_bn import recompute_bn_stats
-from mixerlab.sweep.spec import load_spec
+from mixerlab.spec import load_spec
 from mixerlab.sweep.trials import expand
 from mixerlab.train import train
 

@@ -12,7 +12,7 @@ from mixerlab.checkpoint import config_hash
 from mixerlab.config import DataConfig, ModelConfig, TrainConfig, TrialConfig
 from mixerlab.data import load_dataset, resized, split_for_seed
 from mixerlab.errors import ConfigError
-from mixerlab.sweep.spec import load_spec
+from mixerlab.spec import load_spec
 from mixerlab.sweep.trials import expand
 from mixerlab.train import train
 

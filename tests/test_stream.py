@@ -16,8 +16,8 @@ from mixerlab.data import Dataset, load_dataset, open_data
 from mixerlab.data.path import decoded_gb
 from mixerlab.data.stream import CorruptImage, StreamData, open_stream, scan_stream
 from mixerlab.data.stream_loader import stream_loaders
+from mixerlab.data.workers import loader_workers
 from mixerlab.errors import ConfigError
-from mixerlab.sweep.resources import loader_workers
 from mixerlab.train import train
 
 SIDE = 16

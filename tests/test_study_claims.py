@@ -15,7 +15,7 @@ import pytest
 from mixerlab.analysis.claims import decide_claim
 from mixerlab.analysis.verdict import combine, verdict
 from mixerlab.claims import ClaimSpec
-from mixerlab.sweep.registration import register, status
+from mixerlab.claims.registration import register, status
 
 FASHION = Path("/usr/share/datasets/fashion-mnist/train-images-idx3-ubyte.gz")
 

@@ -131,7 +131,7 @@ class DataConfig(BaseModel):
     # leaving the rest for Ray's object store (which holds a second copy) and the trials.
     memory_budget_gb: float = Field(16.0, gt=0)
     # Decoding processes of the streamed path; they count in the trial's CPUs (None: cpus - 1,
-    # the rule in sweep/resources.py: loader_workers). Results do not depend on it.
+    # the rule in data/workers.py: loader_workers). Results do not depend on it.
     workers: int | None = Field(None, ge=0)
     # Streamed path only: timm's RandAugment policy (e.g. "rand-m9-mstd0.5-inc1", ConvMixer's
     # ImageNet recipe, Trockman & Kolter 2022 Sec. 3) and random-erasing probability

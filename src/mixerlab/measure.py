@@ -198,3 +198,37 @@ def describe_model(model: nn.Module, input_shape, *, num_classes: int | None = N
             out.update(benchmark_training(model, input_shape, num_classes=num_classes,
                                           batch_size=min(batch_size, 128), device=device))
     return out
+
+
+def time_in_turns(steps, device: torch.device, *, rounds: int = 3, block: int = 1, warmup: int = 1,
+                  drop_at: float | None = None, min_time_s: float = 0.0, max_rounds: int = 50) -> list[list[float]]:
+    """Seconds per call of each of ``steps`` (callables), one list per step, timed in turns:
+    round after round each step runs ``block`` times and its mean is one entry, so a slow spell
+    of a shared machine falls on every step alike instead of on whichever was being timed.
+    Each step first runs ``warmup`` times untimed (allocator, oneDNN primitive caches,
+    autotuning). Without ``drop_at``: exactly ``rounds`` rounds. With it, a race: after each
+    round a step whose median is more than ``drop_at`` times the best's stops being timed (it
+    keeps the rounds it ran), and the others go on until each has ``rounds`` rounds and
+    ``min_time_s`` of steps (at most ``max_rounds``). The one timing loop of the project: the
+    execution chooser (mixerlab/execution_choice.py), the dry run's ways and every benchmark
+    that compares steps."""
+    for step in steps:
+        for _ in range(warmup):
+            step()
+    times: list[list[float]] = [[] for _ in steps]
+    racing = list(range(len(steps)))
+    for _ in range(rounds if drop_at is None else max_rounds):
+        for i in racing:
+            t0 = time.perf_counter()
+            for _ in range(block):
+                steps[i]()
+            if device.type == "cuda":
+                torch.cuda.synchronize(device)
+            times[i].append((time.perf_counter() - t0) / block)
+        if drop_at is None:
+            continue
+        best = min(statistics.median(times[i]) for i in racing)
+        racing = [i for i in racing if statistics.median(times[i]) <= drop_at * best]
+        if all(len(times[i]) >= rounds and sum(times[i]) >= min_time_s for i in racing):
+            break
+    return times

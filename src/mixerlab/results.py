@@ -14,6 +14,10 @@ import pandas as pd
 
 from mixerlab.failpoints import failpoint
 
+# The file that makes a folder a study's: written when its sweep starts (sweep/study.py),
+# read by the analysis for the number of trials the study plans.
+MARKER = ".mixerlab-study.json"
+
 _UMASK = os.umask(0)
 os.umask(_UMASK)
 

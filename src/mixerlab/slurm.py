@@ -85,7 +85,7 @@ def time_seconds(value: str) -> float:
 def plan_job(spec_path, *, nodes: int, gpus_per_node: int, cpus_per_node: int | None = None,
              results="results", partition=None, time=None, account=None, job_name=None) -> Job:
     """Check every input (ConfigError, one line, naming the fix) and return the job to write."""
-    from mixerlab.sweep.spec import load_spec
+    from mixerlab.spec import load_spec
 
     spec = load_spec(spec_path)
     if nodes < 1:

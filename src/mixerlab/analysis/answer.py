@@ -21,7 +21,7 @@ def primary_claims(folders, pending_specs=()) -> tuple[pd.DataFrame, pd.DataFram
     """The primary claims of the studies at ``folders`` (those without claims are skipped),
     and of ``pending_specs`` (spec files of confirmatory studies not run yet): (claims, gaps,
     per-seed points), one row per claim / gap and budget / seed."""
-    from mixerlab.sweep.spec import load_spec
+    from mixerlab.spec import load_spec
 
     claims, gaps, points = [], [], []
     for folder in folders:

@@ -4,12 +4,12 @@ The claims are the spec's (:mod:`mixerlab.claims`); the rule that turns an inter
 verdict is :func:`mixerlab.analysis.verdict.verdict`. For each claim:
 
 1. **Registered?** A claim is decided only as it was registered in the study before any trial
-   finished (:mod:`mixerlab.sweep.registration`); otherwise it is shown with why, undecided.
+   finished (:mod:`mixerlab.claims.registration`); otherwise it is shown with why, undecided.
 2. **The gaps at the largest budget.** Each gap ``a - b`` of the claim's metric, paired by
    seed among the compared trials (each arm at its chosen nuisance setting), with a paired t
    interval at ``1 - alpha / n_gaps``; where the study seeds adaptively and the claim names no
    fixed seeds, the anytime-valid confidence sequence at the same level
-   (:mod:`mixerlab.analysis.sequential`), valid whatever seeds were added after looking.
+   (:mod:`mixerlab.analysis.confidence_sequence`), valid whatever seeds were added after looking.
 3. **Stability across budgets.** With two budgets or more, each gap's seed-paired change
    between the two largest has a 90% t interval (an equivalence test at 5%, Schuirmann 1987);
    the verdict stands only if every change lies inside ``[-band, +band]``, else it is
@@ -108,7 +108,7 @@ def t_interval(d: pd.Series, confidence: float) -> dict:
 
 def anytime_interval(d: pd.Series, confidence: float) -> dict:
     """The anytime-valid interval after every seed of ``d`` (in the order they were added)."""
-    from mixerlab.analysis.sequential import confidence_sequence
+    from mixerlab.analysis.confidence_sequence import confidence_sequence
 
     out = t_interval(d, confidence)
     if len(d) >= 2:
@@ -121,10 +121,10 @@ def anytime_interval(d: pd.Series, confidence: float) -> dict:
 
 
 def _late_gains(df: pd.DataFrame, gap, seeds) -> dict:
-    """Each arm's mean late validation gain (mixerlab.convergence): a diagnostic column beside
+    """Each arm's mean late validation gain (mixerlab.late_gain): a diagnostic column beside
     the gap, never part of its verdict (with precise BN, where a study sets it, it measures
     the weights rather than BatchNorm's running averages)."""
-    from mixerlab.convergence import LATE_GAIN_KEY
+    from mixerlab.late_gain import LATE_GAIN_KEY
 
     if LATE_GAIN_KEY not in df:
         return {"late_gain_a": np.nan, "late_gain_b": np.nan}
@@ -159,7 +159,7 @@ def decide_claim(df: pd.DataFrame, claim, budgets: list[int], registered: dict,
     """One claim on the trials ``df``: (its row, its gap rows, its per-seed points).
 
     ``budgets``: the epochs it is judged over (decided at the largest); ``registered``: its
-    registration status (:func:`mixerlab.sweep.registration.status`); ``anytime``: use the
+    registration status (:func:`mixerlab.claims.registration.status`); ``anytime``: use the
     anytime-valid interval for the decision; ``incomplete``: why the study's trials are not all
     there (a fixed-n interval read before the last seed is a look the design did not plan, so
     such a claim is shown, not decided)."""
@@ -218,7 +218,7 @@ def _incomplete(folder: Path, done: int) -> str | None:
     ends."""
     import json
 
-    from mixerlab.sweep.study import MARKER
+    from mixerlab.results import MARKER
 
     try:
         planned = json.loads((Path(folder) / MARKER).read_text()).get("n_trials")
@@ -233,14 +233,14 @@ def decide_claims(folder: Path, spec=None) -> tuple[pd.DataFrame, pd.DataFrame, 
     """Every claim of the study at ``folder``: (claims, gaps, per-seed points), one row per
     claim / per gap and budget / per seed; empty frames where the spec states no claims."""
     from mixerlab.analysis.load import load_study, study_spec
-    from mixerlab.sweep.claims_check import claim_budgets
-    from mixerlab.sweep.registration import status
+    from mixerlab.claims.check import claim_budgets
+    from mixerlab.claims.registration import status
 
     folder = Path(folder)
     spec = spec or study_spec(folder)
     rows, gaps, points = [], [], []
     df = load_study(folder) if spec.claims else None
-    from mixerlab.sweep.study import FINAL
+    from mixerlab.record import FINAL
 
     done = int(df["status"].isin(FINAL).sum()) if df is not None else 0
     incomplete = None if df is None else (

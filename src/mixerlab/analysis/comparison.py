@@ -106,9 +106,9 @@ class Stratum:
         if not {"variant", "layout"} <= set(self.design):
             return None
         d = self.df
-        iso = d["layout"] == "isotropic"
+        # A factor only some layouts read (the layout registry's ``uses``) and varied there.
         nested = [f for f in self.design if f not in ("variant", "layout")
-                  and d.loc[iso, f].isna().all() and d.loc[~iso, f].nunique() > 1]
+                  and _nested_in_layout(d, f)]
         label = d["layout"].astype(str)
         for f in nested:
             label = label.where(d[f].isna(), label + f" ({f} " + d[f].astype(str) + ")")
@@ -253,3 +253,12 @@ def compare(df: pd.DataFrame, nuisance=(), grid: dict | None = None) -> Comparis
     chosen.attrs = {}  # attrs holding DataFrames break pd.concat in the plotting code
     return Comparison(trials=df, nuisance=nuisance, grid=nuisance_grid(df, nuisance, grid),
                       scientific=scientific, chosen=chosen, choices=choices, tuning=tuning)
+
+
+def _nested_in_layout(d: pd.DataFrame, factor: str) -> bool:
+    """Whether ``factor`` is read only by some layouts (their registry entry's ``uses``) and
+    varies among their trials: then a layout comparison must not pool its levels."""
+    from mixerlab.models.layouts import layout_uses
+
+    reads = d["layout"].map(lambda name: factor in layout_uses(str(name))).astype(bool)
+    return bool(reads.any()) and d.loc[~reads, factor].isna().all() and d.loc[reads, factor].nunique() > 1

@@ -3,7 +3,7 @@
 A comparison is one of the report's seed-paired differences between two arms
 (:meth:`~mixerlab.analysis.comparison.Stratum.pair_groups`): arm a's test accuracy minus arm
 b's on the same seed, over the seeds both have, in seed order. Its interval is the
-anytime-valid confidence sequence of the mean difference (:mod:`~mixerlab.analysis.sequential`),
+anytime-valid confidence sequence of the mean difference (:mod:`~mixerlab.analysis.confidence_sequence`),
 which holds at every look at once, so adding seeds until it decides is not the "test again
 after every seed" that manufactures findings. The error rate is controlled across the study's
 ``m`` comparisons by giving each ``alpha / m`` (Bonferroni: valid for any dependence between
@@ -22,7 +22,7 @@ import numpy as np
 import pandas as pd
 
 from mixerlab.analysis.comparison import Comparison
-from mixerlab.analysis.sequential import confidence_sequence, decide
+from mixerlab.analysis.confidence_sequence import confidence_sequence, decide
 
 COLUMNS = ["by", "comparison", "a", "b", "n_seeds", "diff", "lo", "hi", "alpha", "decision",
            "stopped_at", "reason", "trials_a", "trials_b"]

@@ -9,7 +9,7 @@ import pandas as pd
 
 from mixerlab.config import parse
 from mixerlab.errors import ConfigError
-from mixerlab.sweep.spec import Spec, read_yaml
+from mixerlab.spec import Spec, read_yaml
 
 REQUIRED = ("trial_id", "status", "variant", "seed", "test_acc")
 RECOVER = ("the per-trial records in {p}/records/ (and Ray's state in {p}/ray/) still hold the "

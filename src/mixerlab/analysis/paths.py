@@ -19,7 +19,7 @@ from mixerlab.analysis.stats import paired
 from mixerlab.analysis.verdict import verdict
 from mixerlab.errors import ConfigError
 
-# Columns of a record that say how the data were read, not what was computed (train._record);
+# Columns of a record that say how the data were read, not what was computed (record.trained);
 # the streamed path adds the first ones, and the time columns differ by design.
 PATH_COLUMNS = ("data_path", "loader_workers", "randaugment", "random_erasing", "crop_pct")
 _NOT_CONFIG = ("trial_id", "study", "status", "error")
@@ -27,7 +27,7 @@ _NOT_CONFIG = ("trial_id", "study", "status", "error")
 
 def config_columns(df: pd.DataFrame) -> list[str]:
     """A record's configuration: its columns up to ``seed`` (a record lists what defines the
-    trial first, in train._record's order), less identity and path columns."""
+    trial first, in record.trained's order), less identity and path columns."""
     cols = list(df.columns)
     if "seed" not in cols:
         raise ConfigError("the trial table has no 'seed' column: not a study's trials table")

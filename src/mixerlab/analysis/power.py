@@ -299,7 +299,7 @@ def plan_claim(claim, budgets: list[int], trials: pd.DataFrame, n_planned: int):
 def plan_claims(spec, trials: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame, list[str]]:
     """Every claim of ``spec`` sized from the pilots ``trials`` (:func:`pilot_trials`):
     (gaps, stability, notes); the planned seeds are the claim's own, else the spec's."""
-    from mixerlab.sweep.claims_check import claim_budgets
+    from mixerlab.claims.check import claim_budgets
 
     gaps, stable, notes = [], [], []
     for claim in spec.claims or []:

@@ -16,7 +16,7 @@ import pandas as pd
 from mixerlab.analysis import plots
 from mixerlab.analysis.aggregate import SOLVED
 from mixerlab.analysis.comparison import Comparison, compare
-from mixerlab.analysis.convergence import convergence_table
+from mixerlab.analysis.late_gains import convergence_table
 from mixerlab.analysis.load import load_history, load_provenance, load_studies, study_spec
 from mixerlab.analysis.report_text import (
     _choices_table,
@@ -36,7 +36,7 @@ from mixerlab.analysis.report_text import (
 )
 from mixerlab.analysis.stats import early_vs_final
 from mixerlab.results import atomic_write_csv, atomic_write_text
-from mixerlab.sweep.spec import Spec
+from mixerlab.spec import Spec
 
 __all__ = ["StudyReport", "markdown_table", "study_report", "verdict", "write_report"]
 
@@ -275,7 +275,7 @@ def _adaptive_section(r: StudyReport) -> list[str]:
             f"still undecided got {a.step} more, up to {a.max}. A comparison is the seed-paired "
             "difference of test accuracy (a - b, points) the sections below test. Its interval is an "
             "anytime-valid confidence sequence for the mean difference (Lindon et al., arXiv:2210.08589; "
-            "mixerlab/analysis/sequential.py), valid at every look at once, at alpha "
+            "mixerlab/analysis/confidence_sequence.py), valid at every look at once, at alpha "
             f"{a.alpha:g}/{len(d)} = {alpha:.4f} each (Bonferroni over the study's comparisons, so the "
             "error rate across all of them is at most "
             f"{a.alpha:g}). Decided: *different* when it excludes 0, *equivalent* when it lies within "

@@ -13,7 +13,7 @@ from mixerlab.analysis.nuisance import arm_label
 from mixerlab.analysis.pareto import pareto_front
 from mixerlab.analysis.stats import anova
 from mixerlab.config import ModelConfig
-from mixerlab.convergence import STILL_CLIMBING
+from mixerlab.late_gain import STILL_CLIMBING
 from mixerlab.models.mixers.registry import list_controls
 
 # The layout the others are measured against: the skeleton's own (config's default).
@@ -332,7 +332,7 @@ def convergence_section(table: pd.DataFrame, keys) -> list[str]:
                           "seeds": table["n"], "still climbing": np.where(table["climbing"], "yes", "")})
     return ["## Convergence (validation gain over the last 20% of training)", "",
             f"Validation accuracy after the last epoch minus after the epoch at 80% of training "
-            f"(mixerlab.convergence.late_gain), a diagnostic: an arm whose mean gain is above {STILL_CLIMBING:g} "
+            f"(mixerlab.late_gain.late_gain), a diagnostic: an arm whose mean gain is above {STILL_CLIMBING:g} "
             "points was still rising. No verdict depends on it (a claim's stability is judged across "
             "budgets instead, mixerlab/analysis/claims.py). The schedule anneals the learning rate over this stretch, which lifts "
             "accuracy by itself: a large gain says the curve was still rising, not why.", "",

@@ -14,7 +14,8 @@ from mixerlab import __version__
 from mixerlab.errors import ConfigError
 
 # Subcommand modules, in the order ``mixerlab --help`` lists them.
-SUBCOMMANDS = ("models", "describe", "train", "sweep", "plan", "slurm", "status", "analyze", "shards")
+SUBCOMMANDS = ("models", "describe", "train", "sweep", "plan", "slurm", "status", "analyze", "shards",
+               "schema")
 
 
 class _Parser(argparse.ArgumentParser):

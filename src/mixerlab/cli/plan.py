@@ -30,12 +30,12 @@ def register(sub) -> None:
 
 def run(args) -> int:
     from mixerlab.analysis.power import pilot_trials, plan_claims
-    from mixerlab.sweep.spec import load_spec
+    from mixerlab.spec import load_spec
 
     spec = load_spec(args.spec)
     if not spec.claims:
         raise ConfigError(f"{args.spec}: states no claims, so there is nothing to size; add a "
-                          "'claims:' section (see mixerlab/claims.py) or give a spec that has one")
+                          "'claims:' section (see mixerlab/claims/claim.py) or give a spec that has one")
     gaps, stable, notes = plan_claims(spec, pilot_trials(args.pilot))
     print(render(args.spec, args.pilot, spec, gaps, stable, notes))
     if not args.no_cost:

@@ -9,7 +9,7 @@ from pathlib import Path
 from tqdm import tqdm
 
 from mixerlab.checkpoint import DirCheckpoint
-from mixerlab.cli.options import add_model_options, model_config
+from mixerlab.cli.options import Registered, add_model_options, dataset_names, model_config
 from mixerlab.config import DataConfig, TrainConfig, TrialConfig, parse
 from mixerlab.errors import ConfigError
 
@@ -20,8 +20,8 @@ def register(sub) -> None:
     p = sub.add_parser("train", help="train and evaluate one model configuration")
     add_model_options(p)
     g = p.add_argument_group("data and recipe")
-    g.add_argument("--dataset", default="fashion-mnist",
-                   help="fashion-mnist (default), mnist, cifar10, cifar100, imagefolder, synthetic")
+    g.add_argument("--dataset", default="fashion-mnist", choices=Registered(dataset_names),
+                   metavar="NAME", help="%(choices)s (the data registries; default %(default)s)")
     g.add_argument("--data-dir", default=None, help="folder holding the data set's files")
     g.add_argument("--train-subset", type=int, default=None, help="stratified subset of the training set")
     g.add_argument("--val-fraction", type=float, default=None, help="held-out validation share (default 0.1)")

@@ -12,6 +12,8 @@ from dataclasses import dataclass, field
 
 import torch
 
+from mixerlab.config import DataConfig
+
 
 @dataclass(eq=False)  # tensors do not compare to one bool: no generated __eq__
 class RawSplits:
@@ -90,6 +92,28 @@ class Dataset:
     def num_classes(self) -> int:
         return len(self.classes)
 
+    def for_trial(self, cfg: DataConfig, seed: int) -> Dataset:
+        """The data the trial of ``seed`` trains on: its own split where ``cfg.split_per_seed``
+        asks for one, at the side ``cfg.image_size`` asks for (a sweep's shared data set,
+        another side in the grid). The same call as :meth:`StreamData.for_trial`."""
+        from mixerlab.data.registry import resized, split_for_seed  # registry builds Datasets
+
+        data = split_for_seed(self, cfg, seed)
+        return resized(data, cfg.image_size) if cfg.image_size else data
+
+    def loaders(self, cfg: DataConfig, batch_size: int, eval_batch_size: int, *, device,
+                channels_last: bool, cpus: int) -> TrialLoaders:
+        """The trial's (train, val, test) loaders, batches already on ``device``; ``cpus`` is
+        unused here (no decoding processes: the images are tensors already)."""
+        from mixerlab.data.pipeline import DeviceLoader
+
+        kw = dict(mean=self.mean, std=self.std, device=device, channels_last=channels_last)
+        return TrialLoaders(
+            DeviceLoader(self.train_x, self.train_y, batch_size, train=True,
+                         crop_padding=self.crop_padding, flip=self.flip, **kw),
+            DeviceLoader(self.val_x, self.val_y, eval_batch_size, train=False, **kw),
+            DeviceLoader(self.test_x, self.test_y, eval_batch_size, train=False, **kw))
+
     def describe(self) -> dict:
         """A flat summary to store beside results: what exactly was trained on."""
         return {
@@ -115,3 +139,15 @@ def pixel_stats(x: torch.Tensor) -> tuple[tuple[float, ...], tuple[float, ...]]:
         mean.append(m.item())
         std.append(((hist * (levels - m) ** 2).sum() / hist.sum()).sqrt().item())
     return tuple(mean), tuple(std)
+
+
+@dataclass
+class TrialLoaders:
+    """A trial's (train, val, test) loaders, whatever the data path, and the record columns
+    that path adds: none in memory (so its records keep their columns), the decoding
+    processes and the stream-only transforms for streamed data."""
+
+    train: object
+    val: object
+    test: object
+    columns: dict = field(default_factory=dict)

@@ -17,11 +17,16 @@ from dataclasses import dataclass
 
 from mixerlab.config import DataConfig
 from mixerlab.data.registry import list_datasets, load_dataset
-from mixerlab.data.stream import StreamData, list_streams, open_stream, probe, scan_stream
+from mixerlab.data.stream import (  # noqa: F401
+    STREAM_ONLY_FIELDS,
+    StreamData,
+    list_streams,
+    open_stream,
+    probe,
+    scan_stream,
+)
 from mixerlab.data.stream import image_size as side
 from mixerlab.errors import ConfigError
-
-STREAM_ONLY_FIELDS = ("randaugment", "random_erasing", "crop_pct")  # what the in-memory path cannot do
 
 
 @dataclass(frozen=True)

@@ -36,6 +36,11 @@ STATS_IMAGES = 256  # images decoded for mean/std: within 0.01 of the whole set'
 PROBE_IMAGES = 32  # headers read for the colour mode and size
 
 
+# The transforms only the streamed path applies (per image, at decode time); the record
+# names them only for streamed trials.
+STREAM_ONLY_FIELDS = ("randaugment", "random_erasing", "crop_pct")
+
+
 class CorruptImage(ConfigError):
     """An image that cannot be decoded. Policy: the trial fails, naming the file (a skipped
     image would change the data of one arm and not another's without anyone seeing it)."""
@@ -164,6 +169,24 @@ class StreamData:
         train, val = _split(self.pool_y, cfg, s, self.name)
         return dataclasses.replace(out, train_idx=train, val_idx=val, split_seed=s)
 
+
+    def loaders(self, cfg: DataConfig, batch_size: int, eval_batch_size: int, *, device,
+                channels_last: bool, cpus: int):
+        """The trial's (train, val, test) loaders, decoded per batch (the same call as
+        :meth:`Dataset.loaders`). The decoding processes share the trial's ``cpus`` with the
+        training step (data/workers.py: loader_workers), which keeps the rest as threads."""
+        from mixerlab.data.base import TrialLoaders
+        from mixerlab.data.stream_loader import stream_loaders  # it imports this module
+        from mixerlab.data.workers import loader_workers
+
+        workers = loader_workers(cfg.workers, cpus)
+        if device.type == "cpu" and workers:
+            torch.set_num_threads(max(1, torch.get_num_threads() - workers))
+        loaders = stream_loaders(self, cfg, self.image_size, batch_size, eval_batch_size,
+                                 workers=workers, device=device, channels_last=channels_last)
+        columns = dict(data_path="stream", loader_workers=workers,
+                       **{k: getattr(cfg, k) for k in STREAM_ONLY_FIELDS})
+        return TrialLoaders(*loaders, columns=columns)
 
 def _split(y, cfg: DataConfig, seed: int, name: str):
     try:

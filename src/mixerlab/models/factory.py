@@ -9,7 +9,6 @@ from mixerlab.errors import ConfigError
 from mixerlab.models import isotropic, pyramid  # noqa: F401  (each registers its layout)
 from mixerlab.models.layouts import get_layout, list_layouts
 from mixerlab.models.mixers import get_mixer, list_mixers
-from mixerlab.models.pyramid import STAGES
 from mixerlab.models.reference import create_reference, is_reference, list_references
 from mixerlab.models.stems import STEMS, is_power_of_two
 
@@ -64,17 +63,17 @@ def _check_stem(cfg: ModelConfig) -> None:
 
 
 def _check_layout(cfg: ModelConfig) -> None:
-    get_layout(cfg.layout)  # raises for an unknown one
-    if cfg.layout != "pyramid":
+    """A layout of several stages (the registry's ``stages``) needs a block per stage and, as
+    each stage halves the side, a stem grid of at least 2**(stages-1) tokens per side."""
+    stages = get_layout(cfg.layout).n_stages  # raises for an unknown layout
+    if stages == 1:
         return
-    if cfg.depth < STAGES:
+    if cfg.depth < stages:
         raise ConfigError(
-            f"depth: the pyramid layout needs at least one block per stage, {STAGES} in all "
-            f"(got {cfg.depth}); use depth >= {STAGES} or layout 'isotropic'"
+            f"depth: the {cfg.layout} layout needs at least one block per stage, {stages} in all "
+            f"(got {cfg.depth}); use depth >= {stages} or layout 'isotropic'"
         )
-    # Each stage halves the side, so the stem's grid must hold 2**(STAGES-1) tokens per side
-    # for the last stage to have at least one token of its own.
-    need = 2 ** (STAGES - 1)
+    need = 2 ** (stages - 1)
     side = cfg.image_size // cfg.patch_size
     if side < need:
         ok = [p for p in _patch_sizes(cfg) if cfg.image_size // p >= need
@@ -82,7 +81,7 @@ def _check_layout(cfg: ModelConfig) -> None:
         fix = f"use patch_size {_or(ok)} (largest {max(ok)})" if ok else "use a larger image_size"
         raise ConfigError(
             f"patch_size: {cfg.patch_size} gives a {side}x{side} grid, too small for layout "
-            f"'pyramid' ({STAGES} stages each halve the side, so the stem grid needs a side of at "
+            f"'{cfg.layout}' ({stages} stages each halve the side, so the stem grid needs a side of at "
             f"least {need}); {fix}, or layout 'isotropic'"
         )
 
@@ -93,6 +92,13 @@ def _patch_sizes(cfg: ModelConfig) -> list[int]:
 
 def _or(values: list) -> str:
     return ", ".join(map(str, values[:-1])) + f" or {values[-1]}" if len(values) > 1 else str(values[0])
+
+
+def has_heads(cfg: ModelConfig) -> bool:
+    """Whether ``cfg`` is the skeleton with a mixer that splits its width among heads: the
+    mixer registry's ``has_heads``, asked here for the capacity matcher and the execution
+    chooser alike."""
+    return cfg.is_skeleton and get_mixer(cfg.mixer).has_heads
 
 
 def create_model(cfg: ModelConfig) -> nn.Module:

@@ -117,7 +117,7 @@ class Stage(nn.Module):
         return self.blocks(x)
 
 
-@register_layout("pyramid", uses=("downsample",))
+@register_layout("pyramid", uses=("downsample",), stages=STAGES)
 class PyramidNet(PooledHead):
     """Hierarchical MetaFormer with a token-mixer slot. Answers timm's model methods."""
 

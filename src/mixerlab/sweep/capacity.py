@@ -14,7 +14,7 @@ from functools import lru_cache
 from mixerlab.config import ModelConfig
 from mixerlab.errors import ConfigError
 from mixerlab.measure import count_flops, count_params
-from mixerlab.models import create_model, get_mixer
+from mixerlab.models import create_model, get_layout, has_heads
 
 # How far a matched variant's shape may drift from a usual block before the plan says so: the
 # channel MLP's ratio within 2x of the spec's mlp_ratio either way, and heads of at least 4
@@ -26,7 +26,7 @@ MIN_HEAD_DIM = 4
 @lru_cache(maxsize=4096)
 def _cost_json(cfg_json: str, by: str) -> int:
     cfg = ModelConfig.model_validate_json(cfg_json)
-    if cfg.is_skeleton and cfg.layout == "isotropic" and cfg.depth > 2:
+    if cfg.is_skeleton and get_layout(cfg.layout).n_stages == 1 and cfg.depth > 2:
         # The isotropic trunk is ``depth`` identical blocks at one grid and width, so both
         # parameters and MACs are exactly affine in depth: two shallow models give the cost of
         # any depth. Solving a width builds dozens of models; at ConvMixer-1536/20 or a
@@ -43,11 +43,6 @@ def _cost_json(cfg_json: str, by: str) -> int:
 def cost(cfg: ModelConfig, by: str) -> int:
     """Parameters (``by="params"``) or MACs per image (``"macs"``) of ``cfg``'s model (cached)."""
     return _cost_json(cfg.model_dump_json(), by)
-
-
-def has_heads(cfg: ModelConfig) -> bool:
-    """Whether ``cfg`` is the skeleton with a mixer that splits its width among heads."""
-    return cfg.is_skeleton and get_mixer(cfg.mixer).has_heads
 
 
 def _closest(cost_at, lo: int, target: int) -> int:

@@ -13,10 +13,10 @@ import pandas as pd
 
 from mixerlab.config import ModelConfig
 from mixerlab.models import relevant_factors
+from mixerlab.spec import Spec
 from mixerlab.sweep.capacity import cost
 from mixerlab.sweep.execution_plan import assign
 from mixerlab.sweep.resources import concurrent_slots, machine_resources
-from mixerlab.sweep.spec import Spec
 from mixerlab.sweep.trials import Plan
 
 # The model factors the table shows (those an arm's mixer does not use are left empty).
@@ -165,7 +165,7 @@ def render(spec: Spec, data, plan: Plan, per_arm: list[float] | None, slots: int
     n_set = len(plan.nuisance)
     tuned = (f" x {n_set} nuisance setting(s) ({' x '.join(f'{k} {v}' for k, v in spec.nuisance.items())})"
              if spec.nuisance else "")
-    from mixerlab.sweep.claims_check import budgets
+    from mixerlab.claims.check import budgets
 
     # The grid (or the list of configurations) may vary the budget: name every one of them.
     epochs = spec.tuning.epochs if spec.tuning and spec.tuning.epochs else ", ".join(map(str, budgets(spec)))
@@ -195,7 +195,7 @@ def render(spec: Spec, data, plan: Plan, per_arm: list[float] | None, slots: int
 
 def _claim_lines(spec: Spec) -> list[str]:
     """The claims the study decides (registered in its folder when the sweep starts)."""
-    from mixerlab.sweep.claims_check import claim_budgets
+    from mixerlab.claims.check import claim_budgets
 
     out = []
     for c in spec.claims or []:

@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import torch
 
-from mixerlab.execution import Execution, legacy
+from mixerlab.execution import Execution, of_trial
 from mixerlab.measure import benchmark_inference, benchmark_training, count_flops
 from mixerlab.models import create_model
 
@@ -53,7 +53,7 @@ def estimate_per_trial(plan, data, cpus: float, gpu: float = 0.0, extra=(), *,
         for trial in [*(plan.trials if trials is None else trials), *extra]:
             cfg, t = trial.config.model, trial.config.train
             # Trials that differ in neither the model nor the batch (seeds, lr, ...) share a timing.
-            way = t.execution or legacy(t.channels_last, torch.device(device))
+            way = of_trial(t, torch.device(device))
             key = (cfg.model_dump_json(), t.batch_size, t.eval_batch_size, way)
             if key not in rates:
                 try:

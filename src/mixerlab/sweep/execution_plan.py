@@ -2,7 +2,7 @@
 
 A way (:class:`~mixerlab.execution.Execution`) is chosen per configuration, i.e. per model
 and batch size, by timing its candidates on the device its trials use
-(:func:`~mixerlab.execution.choose`); every trial of that configuration then runs it: every
+(:func:`~mixerlab.execution_choice.choose`); every trial of that configuration then runs it: every
 seed and nuisance setting, every later round, every session. The file is written before the
 first trial starts and read on resume, so a study resumed on another machine runs the way it
 started, and the seeds of a configuration are never split between two precisions.
@@ -23,7 +23,8 @@ import sys
 
 import torch
 
-from mixerlab.execution import Execution, ExecutionPins, choose
+from mixerlab.execution import Execution, ExecutionPins
+from mixerlab.execution_choice import choose
 from mixerlab.results import atomic_write_text
 from mixerlab.sweep.study import Study
 from mixerlab.sweep.trials import Trial

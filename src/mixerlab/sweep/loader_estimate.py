@@ -14,7 +14,7 @@ import time
 import torch
 
 from mixerlab.data.stream_loader import stream_loaders
-from mixerlab.sweep.resources import loader_workers
+from mixerlab.data.workers import loader_workers
 
 BATCHES = 4  # timed batches per configuration (after the first)
 

@@ -71,7 +71,7 @@ class StudyCallback(tune.Callback):
         self.reset()
         # Tune restores the callback pickled when the run first started: its count of trials
         # done before then is stale. Count what the study holds now.
-        from mixerlab.sweep.study import FINAL
+        from mixerlab.record import FINAL
 
         records = Study(self.study_path).records()
         # The estimates are the first session's: the trials done since then are not left.
@@ -106,11 +106,12 @@ class StudyCallback(tune.Callback):
 
     def on_trial_error(self, iteration, trials, trial, **info):
         if trial.trial_id not in self.finished:  # the worker died more than max_failures times
-            from mixerlab.sweep.trainable import error_record
+            from mixerlab.record import failed
 
             err = RuntimeError(f"worker failed {trial.num_failures} times: "
                                f"{str(trial.error_file or 'see logs')}")
-            rec = error_record(Trial.from_dict(trial.config["trial"]), self.study_name, err)
+            t = Trial.from_dict(trial.config["trial"])
+            rec = failed(t.config, err, trial_id=t.trial_id, study=self.study_name)
             self._save(rec)
             self._finish(trial, "error")
 

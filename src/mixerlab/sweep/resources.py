@@ -37,21 +37,3 @@ def concurrent_slots(total: dict[str, float], resources, limit: int | None, n_tr
     if resources.gpu:
         slots = min(slots, int(total.get("GPU", 0) // resources.gpu))
     return max(1, min(slots, limit or slots, n_trials))
-
-
-def loader_workers(requested: int | None, cpus: float) -> int:
-    """The streamed path's decoding processes in a trial of ``cpus`` CPUs.
-
-    The rule: the training step keeps one CPU and the workers get the rest, so a trial's
-    processes never outnumber the CPUs Ray reserved for it (Ray packs trials by
-    ``resources.cpu``). Unset, that is ``cpus - 1`` (0 on one CPU: the training process
-    decodes); asking for more is an error rather than a silent oversubscription.
-    """
-    room = max(0, int(cpus) - 1)
-    if requested is None:
-        return room
-    if requested > room:
-        raise ConfigError(f"dataset.workers: {requested} loader worker(s) and the training step need "
-                          f"{requested + 1} CPUs, but a trial has {cpus:g}; raise resources.cpu to "
-                          f"{requested + 1} or lower dataset.workers to {room}")
-    return requested

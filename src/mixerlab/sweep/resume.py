@@ -17,9 +17,10 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from mixerlab.errors import ConfigError
+from mixerlab.record import FAILED
+from mixerlab.spec import Spec
 from mixerlab.sweep.options import SweepOptions
-from mixerlab.sweep.spec import Spec
-from mixerlab.sweep.study import FAILED, Study
+from mixerlab.sweep.study import Study
 from mixerlab.sweep.trials import Plan, Trial
 
 

@@ -25,9 +25,10 @@ import pandas as pd
 
 from mixerlab import provenance
 from mixerlab.errors import ConfigError
+from mixerlab.record import FINAL
 from mixerlab.results import atomic_write_text
-from mixerlab.sweep.spec import Spec
-from mixerlab.sweep.study import FINAL, Study
+from mixerlab.spec import Spec
+from mixerlab.sweep.study import Study
 from mixerlab.sweep.trials import Plan, Trial
 
 ROUNDS = "rounds.json"

@@ -21,14 +21,16 @@ from functools import partial
 from pathlib import Path
 
 from mixerlab import provenance
+from mixerlab.claims import registration
 from mixerlab.data import open_data
 from mixerlab.errors import ConfigError
+from mixerlab.record import FINAL
 from mixerlab.results import atomic_write_text
-from mixerlab.sweep import registration, resume, rounds
+from mixerlab.spec import Spec, load_spec
+from mixerlab.sweep import resume, rounds
 from mixerlab.sweep.connect import connected
 from mixerlab.sweep.options import SweepOptions
-from mixerlab.sweep.spec import Spec, load_spec
-from mixerlab.sweep.study import FINAL, Study
+from mixerlab.sweep.study import Study
 from mixerlab.sweep.trials import Plan, Trial, expand, group_id
 
 log = logging.getLogger("mixerlab.sweep")

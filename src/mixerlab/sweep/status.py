@@ -7,7 +7,8 @@ from collections import Counter
 from pathlib import Path
 
 from mixerlab.errors import ConfigError
-from mixerlab.sweep.study import MARKER, Study
+from mixerlab.results import MARKER
+from mixerlab.sweep.study import Study
 
 
 def trial_statuses(path: str | Path) -> list[dict]:

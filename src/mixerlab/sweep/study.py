@@ -17,11 +17,8 @@ import pandas as pd
 
 from mixerlab import provenance
 from mixerlab.errors import ConfigError
-from mixerlab.results import atomic_write_csv, atomic_write_parquet, atomic_write_text
+from mixerlab.results import MARKER, atomic_write_csv, atomic_write_parquet, atomic_write_text
 
-MARKER = ".mixerlab-study.json"
-FINAL = ("ok", "diverged", "oom", "error", "stopped")  # statuses of a finished trial
-FAILED = ("error", "oom")  # what --retry-failed runs again (divergence is deterministic)
 MIN_FREE_MB = 200
 
 

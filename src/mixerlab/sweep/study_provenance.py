@@ -15,7 +15,7 @@ import pandas as pd
 
 from mixerlab import provenance
 from mixerlab.results import atomic_write_text
-from mixerlab.sweep.spec import Spec
+from mixerlab.spec import Spec
 from mixerlab.sweep.study import Study
 
 

@@ -11,14 +11,12 @@ from __future__ import annotations
 import json
 import sys
 import tempfile
-import traceback
 from pathlib import Path
 
 from ray import tune
 
-from mixerlab import provenance
 from mixerlab.checkpoint import load_state, save_state
-from mixerlab.config import HOW_FIELDS
+from mixerlab.record import failed
 from mixerlab.sweep.trials import Trial
 
 STATE_FILE = "state.pt"
@@ -61,23 +59,6 @@ class RayCheckpoint:
         return state
 
 
-def error_record(trial: Trial, study: str, err: BaseException) -> dict:
-    """A complete-as-possible row for a trial that raised: its factors and the error."""
-    cfg = trial.config
-    tail = traceback.format_exception_only(type(err), err)[-1].strip()
-    frames = traceback.extract_tb(err.__traceback__)
-    if frames:  # where it happened: the innermost frame, for `mixerlab status`
-        f = frames[-1]
-        tail += f" (at {Path(f.filename).name}:{f.lineno} in {f.name})"
-    rec = {"trial_id": trial.trial_id, "study": study, "status": "error", "error": tail,
-           "variant": cfg.model.label, **cfg.model.model_dump(), "dataset": cfg.data.name,
-           **cfg.train.model_dump(exclude=HOW_FIELDS),
-           "seed": cfg.seed, "epochs_run": 0, "history": [], "finished_at": provenance.now(),
-           **provenance.versions()}
-    rec.pop("ray_version", None)
-    return rec
-
-
 def _existing_record(records_dir: str | None, trial_id: str) -> dict | None:
     """The trial's record if it already has one: Ray may restore a finished trial as running."""
     try:
@@ -114,7 +95,7 @@ def run_trial(config: dict, data=None, study: str = "", records_dir: str | None 
     try:
         record = train(cfg, data=data, on_epoch=on_epoch, checkpoint=resume)
     except Exception as err:  # a bug or bad input in one trial must not stop the sweep
-        record = error_record(trial, study, err)
+        record = failed(trial.config, err, trial_id=trial.trial_id, study=study)
     if resume.note:
         record["resume_note"] = resume.note
     import ray

@@ -18,8 +18,8 @@ from mixerlab.checkpoint import config_hash
 from mixerlab.config import DataConfig, ModelConfig, TrainConfig, TrialConfig, parse
 from mixerlab.errors import ConfigError
 from mixerlab.models import canonical, check_model
+from mixerlab.spec import DATA_FACTORS, RECIPE_FACTORS, Spec
 from mixerlab.sweep.capacity import cost, odd_shape, solve_width
-from mixerlab.sweep.spec import DATA_FACTORS, RECIPE_FACTORS, Spec
 
 
 @dataclass

@@ -17,6 +17,8 @@ from datetime import datetime
 
 from mixerlab.config import DataConfig, ModelConfig, TrainConfig
 
+_DEFAULT_LAYOUT = ModelConfig.model_fields["layout"].default
+
 # Record columns that describe the configuration. DataConfig's ``name`` is the record's
 # ``dataset``; ``data_dir`` is where the data lives, not what was computed.
 CONFIG_KEYS = frozenset(
@@ -72,8 +74,8 @@ def run_name(record: dict) -> str:
     """Short name for a run: the factors that usually tell configurations apart, and the seed."""
     r = record
     parts = [str(r.get("variant") or r.get("model") or "?")]
-    if r.get("layout") == "pyramid":
-        parts.append("pyramid")
+    if r.get("layout") not in (None, _DEFAULT_LAYOUT):  # named only when not the default
+        parts.append(str(r["layout"]))
     if r.get("stem") == "conv":
         parts.append("conv-stem")
     for key, short in (("patch_size", "p"), ("kernel_size", "k"), ("depth", "d"), ("width", "w")):

@@ -25,6 +25,10 @@ def plain_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor) -> torch.
 class Attention(nn.Module):
     """Global multi-head self-attention over all patches (needs position embeddings)."""
 
+    # The kernels this module implements: declaring them makes ``kernel`` a choice that
+    # Execution.prepare (mixerlab/execution.py) may set.
+    KERNELS = ("fused", "plain")
+
     def __init__(self, dim: int, grid: tuple[int, int], heads: int):
         super().__init__()
         self.grid, self.heads = grid, heads

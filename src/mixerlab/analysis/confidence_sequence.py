@@ -33,7 +33,7 @@ intersection of intervals contains 0 only if every one does, "the CS excludes 0"
 Degrees of freedom: the Haar-mixture integral for this model gives the same formula with
 nu = n - 1 (exponent n/2), as the avlm R package's ``av.lm`` does for the intercept; savvi
 takes one more (its nu = n - p - 1 with p counting the intercept). This module follows savvi,
-the reference its tests check. It is conservative here: in ``benchmarks/sequential.py`` the
+the reference its tests check. It is conservative here: in ``benchmarks/optional_stopping.py`` the
 false-positive rate over looks at 3-12 seeds is ~0.01 at alpha = 0.05.
 
 sd = 0 (every difference equal, e.g. two arms that compute the same thing): t = +-inf for
@@ -52,7 +52,7 @@ from mixerlab.analysis.verdict import verdict
 # savvi's default phi = 1 (prior sd 1 sd) leaves the CS infinite until n = 7 at alpha = 0.05/6
 # (n = 6 at 0.05): the radius is finite only when r**nu < alpha**2, r = phi/(phi+n). A smaller
 # phi makes it finite sooner but wider at large n (radius grows like sqrt(log(1/phi))).
-# benchmarks/sequential.py prints the evidence: radius/sd at n = 3..12 and the mean seeds to
+# benchmarks/optional_stopping.py prints the evidence: radius/sd at n = 3..12 and the mean seeds to
 # "different" (12 if never; normal differences of 1, 1.5, 2, 3 sd; 100,000 studies), summed
 # over the four effects, at alpha = 0.05/6 | 0.05: phi 0.001: 42.5 | 38.1, 0.01: 40.1 | 34.6,
 # 0.1: 38.2 | 31.5, 0.2: 38.3 | 31.4, 0.3: 38.5 | 31.4, 1: 41.0 | 33.5. 0.1-0.3 are within 0.3

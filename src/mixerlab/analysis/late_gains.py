@@ -4,7 +4,7 @@ A model stopped while it is still learning measures how fast a mixer learns, not
 do. Each trial's gain comes from its record (``val_gain_last20``, written by training since
 it was measured) or, for records made before, from the same function applied to its
 per-epoch history, so every committed study can be judged by one rule
-(:mod:`mixerlab.convergence`).
+(:mod:`mixerlab.late_gain`).
 """
 
 from __future__ import annotations
@@ -12,8 +12,8 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from mixerlab.convergence import LATE_GAIN_KEY as GAIN
-from mixerlab.convergence import late_gain, still_climbing
+from mixerlab.late_gain import LATE_GAIN_KEY as GAIN
+from mixerlab.late_gain import late_gain, still_climbing
 
 
 def trial_gains(trials: pd.DataFrame, history: pd.DataFrame) -> pd.Series:
@@ -31,7 +31,7 @@ def trial_gains(trials: pd.DataFrame, history: pd.DataFrame) -> pd.Series:
 def convergence_table(trials: pd.DataFrame, history: pd.DataFrame, keys) -> pd.DataFrame:
     """One row per arm (``keys``): mean, min and max late gain over its ok seeds, the number
     of seeds measured, and ``climbing`` when the mean gain exceeds the threshold
-    (:data:`~mixerlab.convergence.STILL_CLIMBING` points)."""
+    (:data:`~mixerlab.late_gain.STILL_CLIMBING` points)."""
     ok = trials[trials["status"] == "ok"]
     gains = trial_gains(ok, history)
     keys = list(keys)

@@ -94,7 +94,7 @@ class AdaptiveSeeds(BaseModel):
     ``step`` more seeds for the arms of every comparison still undecided, up to ``max``.
 
     A comparison is one of the report's seed-paired differences between two arms; it is
-    decided when its anytime-valid confidence sequence (:mod:`mixerlab.analysis.sequential`),
+    decided when its anytime-valid confidence sequence (:mod:`mixerlab.analysis.confidence_sequence`),
     at ``alpha`` split evenly over the study's comparisons, excludes 0 (different) or lies
     inside ``[-rope, +rope]`` points of test accuracy (equivalent). The sweep's driver plans
     each round (:mod:`mixerlab.sweep.rounds`).
@@ -147,7 +147,7 @@ Seeds = Annotated[Union[Annotated[list[int], Tag("list")], Annotated[int, Tag("c
 _SCHEDULING = {"question", "resources", "max_concurrent", "max_failures", "time_budget_s",
                "execution"}
 # Not what the trials compute either: the claims are registered on their own
-# (sweep/registration.py), so editing one after trials finished is recorded as a change of
+# (claims/registration.py), so editing one after trials finished is recorded as a change of
 # the claim, and the study still resumes.
 _NOT_COMPUTED = _SCHEDULING | {"claims"}
 # Fields added after the full-dump fingerprint was retired: that form never held them, so
@@ -179,7 +179,7 @@ class Spec(BaseModel):
     time_budget_s: float | None = Field(None, gt=0)
     # How trials run (mixerlab/execution.py): measured per configuration unless pinned here.
     execution: ExecutionPins = ExecutionPins()
-    # The study's claims (mixerlab/claims.py): a spec with claims is a confirmatory study.
+    # The study's claims (mixerlab/claims/claim.py): a spec with claims is a confirmatory study.
     claims: list[ClaimSpec] | None = None
 
     @field_validator("name")
@@ -365,15 +365,15 @@ def load_spec(path: str | Path) -> Spec:
         parse(model, getattr(spec, key), f"{path}: {key}")
     _check_workers(spec, path)
     if spec.claims:
-        from mixerlab.sweep.claims_check import check_claims
+        from mixerlab.claims.check import check_claims
 
         check_claims(spec, path)
     return spec
 
 
 def _check_workers(spec: Spec, path: Path) -> None:
-    """Loader workers count in a trial's CPUs (the rule: sweep/resources.py loader_workers)."""
-    from mixerlab.sweep.resources import loader_workers
+    """Loader workers count in a trial's CPUs (the rule: data/workers.py loader_workers)."""
+    from mixerlab.data.workers import loader_workers
 
     try:
         loader_workers(spec.data_config().workers, spec.resources.cpu)

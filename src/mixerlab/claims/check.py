@@ -1,6 +1,6 @@
 """A spec's claims against its grid: every arm a gap names must be one the study makes.
 
-Checked by :func:`~mixerlab.sweep.spec.load_spec`, so ``--dry-run`` refuses a bad claim with
+Checked by :func:`~mixerlab.spec.load_spec`, so ``--dry-run`` refuses a bad claim with
 one line (exit 2) before anything is written.
 """
 

@@ -2,7 +2,7 @@
 
 A spec with ``claims:`` is a confirmatory study. Each claim is data, stated before the data
 exist (its canonical form is registered in the study when the sweep starts:
-:mod:`mixerlab.sweep.registration`) and decided by one library function
+:mod:`mixerlab.claims.registration`) and decided by one library function
 (:func:`mixerlab.analysis.claims.decide_claims`)::
 
     claims:

@@ -10,12 +10,12 @@ units. Prints
    n = 3..12 (it does not depend on the data), and, on normal differences, the mean seeds at
    stopping (12 if never) for effects of 1, 1.5, 2 and 3 sd: the evidence for ``PHI``;
 2. per distribution, effect and alpha: (a) the CS ("interval excludes 0 at any look",
-   ``mixerlab.analysis.sequential`` with the default PHI), (b) the naive rule "re-run a
+   ``mixerlab.analysis.confidence_sequence`` with the default PHI), (b) the naive rule "re-run a
    fixed-n t-test after every seed, stop at the first p < alpha", and (c) one fixed-n t-test
    at 12 seeds. At effect 0 the rate is the false-positive rate (a must be <= alpha); at
    other effects it is the power within 12 seeds, with (a)'s mean seeds at stopping.
 
-    .venv/bin/python benchmarks/sequential.py [--studies 100000] [--seed 0]   # ~20 s here
+    .venv/bin/python benchmarks/optional_stopping.py [--studies 100000] [--seed 0]   # ~20 s here
 """
 
 from __future__ import annotations
@@ -31,7 +31,7 @@ from scipy import stats
 
 import mixerlab
 from mixerlab import provenance
-from mixerlab.analysis.sequential import PHI, p_values, radius_factor
+from mixerlab.analysis.confidence_sequence import PHI, p_values, radius_factor
 
 LOOKS = np.arange(3, 13)  # seeds at each look
 ALPHAS = (0.05, 0.05 / 6)
@@ -123,7 +123,7 @@ def main() -> None:
     ap.add_argument("--seed", type=int, default=0)
     args = ap.parse_args()
     t0 = time.perf_counter()
-    print(f"benchmarks/sequential.py: {provenance.cpu_model()}, {os.cpu_count()} cores; Python "
+    print(f"benchmarks/optional_stopping.py: {provenance.cpu_model()}, {os.cpu_count()} cores; Python "
           f"{platform.python_version()}, numpy {np.__version__}, scipy {scipy.__version__}, "
           f"mixerlab {mixerlab.__version__} (commit {provenance.git_commit()}); "
           f"{args.studies:,} studies per case, seed {args.seed}")

@@ -1,4 +1,4 @@
-"""mixerlab.analysis.sequential against savvi 0.3.1 (a dev dependency), decide's cases, large n,
+"""mixerlab.analysis.confidence_sequence against savvi 0.3.1 (a dev dependency), decide's cases, large n,
 and the edge cases (sd 0, n < 3, bad input)."""
 
 from __future__ import annotations
@@ -11,7 +11,7 @@ import pytest
 from savvi.linear_regression import LinearRegression
 from scipy import stats
 
-from mixerlab.analysis.sequential import (
+from mixerlab.analysis.confidence_sequence import (
     PHI,
     confidence_sequence,
     decide,

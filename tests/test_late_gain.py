@@ -7,7 +7,7 @@ import math
 import pytest
 
 from mixerlab.config import DataConfig, ModelConfig, TrainConfig, TrialConfig
-from mixerlab.convergence import (
+from mixerlab.late_gain import (
     LATE_GAIN_KEY,
     STILL_CLIMBING,
     late_epoch,
