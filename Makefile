@@ -4,7 +4,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 export PATH := $(abspath $(BIN)):$(PATH)
 
-.PHONY: setup demo test test-fast lint
+.PHONY: setup demo test test-fast lint docs
 
 setup:
 	VENV=$(VENV) bash scripts/setup.sh
@@ -18,9 +18,11 @@ demo: setup
 	$(BIN)/mixerlab analyze $(RESULTS)/quick
 
 # Full test suite (what CI runs): the layers contract (pyproject.toml, [tool.importlinter]),
+# the manual built with --strict (a broken link or missing page fails),
 # then the tests.
 test: setup
 	$(BIN)/lint-imports
+	NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs build --strict --site-dir $${TMPDIR:-/tmp}/mixerlab-site
 	$(BIN)/python -m pytest -q --durations=25
 
 # Skip the slow (multi-process, multi-epoch) tests.
@@ -29,3 +31,8 @@ test-fast: setup
 
 lint: setup
 	$(BIN)/ruff check src tests analysis benchmarks
+
+# The manual (mkdocs.yml, docs/): served at http://127.0.0.1:8000, rebuilt as files change;
+# warnings are shown but do not stop the server (make test builds it with --strict).
+docs: setup
+	$(BIN)/mkdocs serve --no-strict
