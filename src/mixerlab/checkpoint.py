@@ -18,7 +18,9 @@ _LATER_MODEL_FACTORS = {"layout": "isotropic", "stem": "patch", "channel_mlp_rat
 # augmentation is seeded by itself, data/stream_loader.py), so it is never hashed.
 _LATER_DATA_FIELDS = {"split_per_seed": False, "stream": None, "memory_budget_gb": 16.0,
                       "randaugment": None, "random_erasing": 0.0, "crop_pct": None}
-_LATER_TRAIN_FIELDS = {"precise_bn": 0}
+# WSD and budget ladders: every committed trial has them at these defaults.
+_LATER_TRAIN_FIELDS = {"precise_bn": 0, "cooldown_fraction": 0.2, "cooldown_shape": "1-sqrt",
+                       "budgets": None}
 
 
 def config_hash(cfg: TrialConfig, *, with_seed: bool = True) -> str:

@@ -11,9 +11,16 @@ comment beside each says why.
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
 from mixerlab.errors import ConfigError
 from mixerlab.execution import Execution
@@ -161,8 +168,23 @@ class TrainConfig(BaseModel):
     # and one-cycle; 5e-3 at batch 128 is stable for every mixer here.
     lr: float = Field(5e-3, gt=0)
     weight_decay: float = Field(0.05, ge=0)  # DeiT/ConvMixer-style decoupled decay
-    schedule: Literal["onecycle", "cosine", "constant"] = "onecycle"
-    warmup_epochs: float = Field(1.0, ge=0)  # linear warm-up for "cosine"; one-cycle peaks at 30%
+    # ``wsd``: warm-up, stable lr, then a cool-down to ~0 (Hu et al. 2024, MiniCPM,
+    # arXiv:2404.06395); the schedule a budget ladder (``budgets``) needs. mixerlab/schedule.py.
+    schedule: Literal["onecycle", "cosine", "constant", "wsd"] = "onecycle"
+    # Linear warm-up for "cosine" and "wsd"; one-cycle ramps over its first 25% of steps instead.
+    warmup_epochs: float = Field(1.0, ge=0)
+    # WSD's cool-down, as a fraction of the budget (rounded to whole epochs, at least one:
+    # :func:`cooldown_epochs`). 0.2 and the 1-sqrt shape: Hägele et al. 2024 ("Scaling Laws and
+    # Compute-Optimal Training Beyond Fixed Training Durations", arXiv:2405.18392) find a
+    # cool-down of about 20% of the steps matches a cosine schedule's loss, and 1-sqrt beats
+    # a linear decay. Read only by ``schedule: wsd``.
+    cooldown_fraction: float = Field(0.2, gt=0, lt=1)
+    cooldown_shape: Literal["1-sqrt", "linear"] = "1-sqrt"
+    # A budget ladder: one run per arm and seed trains to the largest budget (epochs, which
+    # ``epochs`` then defaults to) and, at each smaller budget's cool-down start, branches off a
+    # cool-down to that budget and records it as its own row (``schedule: wsd`` only; the rule:
+    # :func:`ladder_problem`; how it trains: mixerlab/train.py). None: one budget, ``epochs``.
+    budgets: list[Annotated[int, Field(gt=0)]] | None = Field(None, min_length=1)
     label_smoothing: float = Field(0.1, ge=0, lt=1)  # Szegedy et al. 2016; 0.1 is the usual value
     grad_clip: float | None = Field(1.0, gt=0)  # global-norm clip, ConvMixer uses 1.0
     mixup: float = Field(0.0, ge=0)  # timm Mixup alpha; 0 disables
@@ -186,6 +208,77 @@ class TrainConfig(BaseModel):
     # the sweep from its measured plan. None: as before executions were chosen (fp32 on CPU,
     # this config's channels_last). Not part of the trial's id: how, not what.
     execution: Execution | None = None
+
+    @model_validator(mode="before")
+    @classmethod
+    def _ladder_epochs(cls, data):
+        # A ladder trains to its largest budget: that is its ``epochs`` unless given.
+        if isinstance(data, dict) and data.get("budgets") and "epochs" not in data:
+            budgets = data["budgets"]
+            if isinstance(budgets, list) and all(isinstance(b, int) for b in budgets):
+                data = {**data, "epochs": max(budgets)}
+        return data
+
+    @model_validator(mode="after")
+    def _ladder(self):
+        if self.budgets is not None:
+            problem = ladder_problem(self.schedule, self.budgets, self.warmup_epochs,
+                                     self.cooldown_fraction, self.epochs)
+            if problem:
+                raise ValueError(problem)
+        return self
+
+    @property
+    def ladder(self) -> list[int]:
+        """The budgets (epochs) this trial records a row for, smallest first: ``budgets``, or
+        ``[epochs]`` for a trial without a ladder."""
+        return list(self.budgets) if self.budgets else [self.epochs]
+
+    def cooldown_start(self, budget: int) -> int:
+        """The epoch a WSD run of ``budget`` epochs starts its cool-down at: where a ladder
+        branches off for that budget (the main branch's stable weights until then)."""
+        return budget - cooldown_epochs(budget, self.cooldown_fraction)
+
+    @property
+    def epochs_trained(self) -> int:
+        """Epochs a trial trains in all: its ``epochs``, plus, for a ladder, every smaller
+        budget's cool-down branch (what its time costs: sweep/estimate.py)."""
+        return self.epochs + sum(cooldown_epochs(b, self.cooldown_fraction) for b in self.ladder[:-1])
+
+
+def cooldown_epochs(budget: int, fraction: float) -> int:
+    """Epochs of a WSD cool-down for a budget of ``budget`` epochs: ``fraction`` of it, rounded
+    half up to whole epochs and at least one, so a ladder's branch starts at an epoch boundary,
+    where the trial checkpoints (budgets 3, 10, 30 at 0.2: 1, 2 and 6 epochs)."""
+    return max(1, int(fraction * budget + 0.5))
+
+
+def ladder_problem(schedule: str, budgets: list[int], warmup_epochs: float, fraction: float,
+                   epochs: int | None = None) -> str | None:
+    """What is wrong with a budget ladder, as one sentence naming the fix; None if nothing.
+
+    The one rule, read by :class:`TrainConfig` and by ``spec.load_spec`` (which says where):
+    the schedule is ``wsd`` (only a warm-up-stable-decay schedule has a stable phase that
+    budgets can share), the budgets increase strictly, each is at least its warm-up plus its
+    cool-down (else its cool-down would start before the warm-up ends), and ``epochs``, if
+    given, is the largest budget (the main branch trains to it)."""
+    if schedule != "wsd":
+        return (f"train.budgets: a budget ladder needs schedule: wsd (got {schedule}): its budgets "
+                "share one run's stable phase, which only warm-up-stable-decay has; set "
+                "train.schedule: wsd or remove train.budgets")
+    if any(b >= c for b, c in zip(budgets, budgets[1:])):
+        return (f"train.budgets: {list(budgets)} is not strictly increasing; list each budget once, "
+                "smallest first, e.g. [3, 10, 30]")
+    for b in budgets:
+        cool = cooldown_epochs(b, fraction)
+        if b < warmup_epochs + cool:
+            return (f"train.budgets: budget {b} is shorter than its warm-up ({warmup_epochs:g} "
+                    f"epoch(s)) plus cool-down ({cool} epoch(s)); give budgets of at least "
+                    f"{warmup_epochs + cool:g} epochs, or shorten train.warmup_epochs")
+    if epochs is not None and epochs != budgets[-1]:
+        return (f"train.epochs ({epochs}) is not the ladder's largest budget ({budgets[-1]}): a "
+                "ladder trains to its largest budget; remove train.epochs")
+    return None
 
 
 # TrainConfig's fields that say how a trial runs, not what it computes: never part of its id

@@ -5,6 +5,11 @@ The one owner of the row. A trial that trained (``ok``, or ended early as ``dive
 gets :func:`stopped`. All three start from the same columns (:func:`_head`): the trial's
 factors and recipe, so a failed or stopped trial still sorts into its arm. Builders only
 assemble: training, evaluation and measurement happen in ``train`` before they are called.
+
+A budget ladder's trial (``TrainConfig.budgets``) is one record with one entry per budget: the
+record itself is its largest budget's (the main branch), and ``rungs`` holds a complete
+:func:`trained` record for each smaller budget (its own ``epochs``, history, validation and
+test). :func:`rows` turns it into one table row per budget.
 """
 
 from __future__ import annotations
@@ -16,10 +21,15 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from mixerlab import provenance
-from mixerlab.config import HOW_FIELDS, ModelConfig, TrialConfig
+from mixerlab.config import HOW_FIELDS, ModelConfig, TrainConfig, TrialConfig
 from mixerlab.late_gain import LATE_GAIN_KEY, late_gain
 from mixerlab.models import relevant_factors, uses_pos_embed
 
+# The column naming the ladder a row belongs to: the trial id of the run its budgets branch from.
+LADDER = "ladder"
+# Read only by the WSD schedule: recorded only where a trial uses it, so the records of the
+# other schedules keep their columns.
+_WSD_ONLY = frozenset({"cooldown_fraction", "cooldown_shape"})
 FINAL = ("ok", "diverged", "oom", "error", "stopped")  # statuses of a finished trial
 FAILED = ("error", "oom")  # what --retry-failed runs again (divergence is deterministic)
 STOPPED_WHY = "stopped early by the ASHA scheduler"
@@ -79,6 +89,14 @@ def _data_columns(cfg: TrialConfig, data) -> dict:
     return {"dataset": data.name, **d, "augment": bool(data.crop_padding or data.flip)}
 
 
+def recipe_columns(t: TrainConfig) -> dict:
+    """The recipe's columns of a row: not how the trial ran (``HOW_FIELDS``), nor a ladder's
+    ``budgets`` (each row is one budget, its ``epochs``; the run it came from is ``ladder``),
+    and WSD's cool-down only where the schedule is WSD."""
+    skip = HOW_FIELDS | {"budgets"} | (set() if t.schedule == "wsd" else _WSD_ONLY)
+    return t.model_dump(exclude=skip)
+
+
 def trained(cfg: TrialConfig, data, outcome: Outcome, measured: Measured, *, versions: dict,
             started: str, t_start: float, columns: dict | None = None) -> dict:
     """The record of a trial that trained: ``ok``, or ``diverged`` / ``oom`` (complete all the
@@ -91,7 +109,7 @@ def trained(cfg: TrialConfig, data, outcome: Outcome, measured: Measured, *, ver
     rec.update({k: None for k in ModelConfig.model_fields if k not in kept})  # does not apply
     rec["pos_embed"] = uses_pos_embed(m)
     rec.update(_data_columns(cfg, data))
-    rec.update(t.model_dump(exclude=HOW_FIELDS))
+    rec.update(recipe_columns(t))
     if t.execution is not None:  # only then, so the records of earlier trials keep their columns
         rec.update(t.execution.record())
     rec.update(seed=cfg.seed, epochs_run=len(history), **_curve(history))
@@ -114,7 +132,7 @@ def _head(cfg: TrialConfig, *, trial_id: str, study: str, status: str, error: st
     """The columns every record has: which trial, how it ended, its factors and recipe."""
     return {"trial_id": trial_id, "study": study, "status": status, "error": error,
             "variant": cfg.model.label, **cfg.model.model_dump(), "dataset": cfg.data.name,
-            **cfg.train.model_dump(exclude=HOW_FIELDS), "seed": cfg.seed, "epochs_run": 0,
+            **recipe_columns(cfg.train), "seed": cfg.seed, "epochs_run": 0,
             "history": [], "finished_at": provenance.now(), **_versions(provenance.versions())}
 
 
@@ -145,3 +163,24 @@ def stopped(cfg: TrialConfig, last: dict | None, state: dict | None, counts: dic
                    best_val_acc=best.get("val_acc", _NAN), best_epoch=best.get("epoch"),
                    **{LATE_GAIN_KEY: late_gain(history)})
     return rec
+
+
+def with_rungs(rec: dict, rungs: list[dict]) -> dict:
+    """A ladder trial's record: ``rec`` (its largest budget's) with the records of its smaller
+    budgets, smallest first."""
+    return {**rec, "rungs": sorted(rungs, key=lambda r: r["epochs"])}
+
+
+def rows(rec: dict) -> list[dict]:
+    """The table rows of a record: the record itself, or for a ladder one row per budget,
+    smallest first, each with ``ladder`` set to the record's trial id. The largest budget's
+    row keeps that id; a smaller budget's is ``<id>/e<budget>``. A rung row takes the
+    columns the sweep adds to the record (study, matching, stage, node) from the record."""
+    rungs = rec.get("rungs")
+    if not rungs:
+        return [rec]
+    tid = rec["trial_id"]
+    top = {k: v for k, v in rec.items() if k != "rungs"}
+    out = [{**top, **rung, "trial_id": f"{tid}/e{rung['epochs']}", "study": rec.get("study", ""),
+            LADDER: tid} for rung in rungs]
+    return out + [{**top, LADDER: tid}]

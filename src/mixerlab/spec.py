@@ -353,6 +353,9 @@ def load_spec(path: str | Path) -> Spec:
             raise ConfigError(f"{path}: configs[{i}].{bad[0]}: not a factor; use {', '.join(GRID_FACTORS)}")
     if spec.configs is not None and not spec.configs:
         raise ConfigError(f"{path}: configs: empty list; give at least one configuration")
+    from mixerlab.ladder_check import check_ladder
+
+    check_ladder(spec, path)  # before any recipe is parsed: its one line, not pydantic's
     _check_nuisance(spec, path, grid)
     _check_stages(spec, path)
     if "data_dir" in spec.dataset and spec.dataset["data_dir"]:

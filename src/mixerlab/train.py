@@ -8,16 +8,29 @@ seeded from ``(seed, epoch)``, so on CPU the same config and seed give bit-ident
 metrics, and resuming at an epoch boundary gives exactly the uninterrupted result. On
 CUDA, cuDNN autotuning and atomic adds in some backward kernels make runs close but not
 bit-identical.
+
+A budget ladder (``train.budgets``, ``schedule: wsd``) is one trial: the main branch trains
+to the largest budget; at each smaller budget's cool-down start it saves the stable state,
+trains that budget's cool-down branch, evaluates it as a trial's end is evaluated (precise BN
+where asked, validation, test, speed), keeps its record (a *rung*), loads the stable state
+back and goes on. As each epoch is seeded from ``(seed, epoch)`` and WSD does not depend on
+the budget before its cool-down, a rung is the run a trial of that budget alone would have
+been (bit-identical on CPU): the ladder only saves the shared stable epochs. Resuming: the
+epoch checkpoint carries the rungs so far (``rungs_json``) and, inside a branch, its budget and
+the stable state to return to (``branch``); a checkpoint is saved as soon as a rung is
+recorded, so a kill anywhere (main branch or branch) loses and repeats nothing.
 """
 
 from __future__ import annotations
 
+import copy
 import itertools
+import json
 import math
 import random
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 import torch
@@ -30,9 +43,9 @@ from mixerlab.data.base import TrialLoaders
 from mixerlab.models import create_model
 from mixerlab.precise_bn import recompute_bn_stats
 from mixerlab.record import Measured, Outcome
-from mixerlab.schedule import make_scheduler
+from mixerlab.schedule import make_scheduler, set_budget
 
-OnEpoch = Callable[[dict, dict], None]  # (epoch metrics, resumable state)
+OnEpoch = Callable[[dict, dict], None]  # (epoch metrics, resumable state); a ladder's rungs too
 
 
 class Diverged(RuntimeError):
@@ -80,7 +93,8 @@ def evaluate(model, loader: DeviceLoader, amp) -> tuple[float, float]:
 
 def train(cfg: TrialConfig, *, data: Dataset | None = None, on_epoch: OnEpoch | None = None,
           checkpoint=None) -> dict:
-    """Train ``cfg`` and return one flat, complete result record (see docs/results-schema.md).
+    """Train ``cfg`` and return one flat, complete result record (see docs/results-schema.md);
+    a budget ladder's holds its smaller budgets' records in ``rungs`` (mixerlab/record.py).
 
     ``data``: a loaded data set (sweeps load it once), in memory or streamed
     (:class:`~mixerlab.data.stream.StreamData`): both answer ``for_trial`` and ``loaders``, so
@@ -95,10 +109,19 @@ def train(cfg: TrialConfig, *, data: Dataset | None = None, on_epoch: OnEpoch | 
     # a commit made while a long trial runs is not credited with it.
     versions = provenance.versions()
     run = _setup(cfg, data)
-    outcome = _loop(run, on_epoch, checkpoint.load() if checkpoint is not None else None)
-    measured = _evaluate(run, outcome)
-    return record.trained(run.cfg, run.data, outcome, measured, versions=versions,
-                          started=started, t_start=t_start, columns=run.loaders.columns)
+    run.stamp = dict(versions=versions, started=started, t_start=t_start)
+    outcome, rungs = _loop(run, on_epoch, checkpoint.load() if checkpoint is not None else None)
+    rec = _record(run, outcome, run.cfg.train.epochs)
+    return rec if rungs is None else record.with_rungs(rec, rungs)
+
+
+def _record(run: _Run, outcome: Outcome, budget: int) -> dict:
+    """The record of ``outcome`` as a run of ``budget`` epochs, evaluated on the weights
+    ``run`` holds now (a ladder's smaller budget: its row's ``epochs`` is that budget)."""
+    cfg = run.cfg
+    if budget != cfg.train.epochs:  # model_copy: the ladder's rule is the whole trial's
+        cfg = cfg.model_copy(update={"train": cfg.train.model_copy(update={"epochs": budget})})
+    return record.trained(cfg, run.data, outcome, _evaluate(run, outcome), columns=run.loaders.columns, **run.stamp)
 
 
 @dataclass
@@ -118,6 +141,7 @@ class _Run:
     mixup: object = None  # timm's Mixup where the recipe asks for it
     criterion: object = None
     counts: dict | None = None
+    stamp: dict = field(default_factory=dict)  # versions, start time: record.trained's keywords
 
     @property
     def eval_model(self) -> torch.nn.Module:
@@ -174,42 +198,137 @@ def _recipe(run: _Run) -> None:
         run.criterion = torch.nn.CrossEntropyLoss(label_smoothing=t.label_smoothing)
 
 
-def _restore(run: _Run, state: dict | None) -> Outcome:
-    """The outcome so far: empty, or the checkpoint's (its weights loaded into ``run``)."""
-    if not state:
-        return Outcome()
+@dataclass
+class _Ladder:
+    """A budget ladder under way: the rungs recorded so far (one record per smaller budget)
+    and, inside a branch, its budget, where it is (``position``: the branch's outcome so far)
+    and the main branch's stable state to go back to."""
+
+    starts: dict[int, int]  # each smaller budget -> its cool-down start (where it branches off)
+    rungs: list[dict] = field(default_factory=list)
+    branch: int | None = None
+    stable: dict | None = None
+    position: Outcome | None = None
+
+    def due(self, epoch: int) -> list[int]:
+        """The budgets whose branch starts at ``epoch`` and has no rung yet, smallest first."""
+        done = {r["epochs"] for r in self.rungs}
+        return [b for b, start in self.starts.items() if start == epoch and b not in done]
+
+    def begin(self, budget: int, run: _Run, out: Outcome) -> None:
+        """Branch off for ``budget`` from the state ``run`` holds now (a copy is kept)."""
+        self.branch, self.stable = budget, copy.deepcopy(_state(run, out))
+        self.position = Outcome(history=list(out.history), train_time=out.train_time,
+                                resumed_from=out.resumed_from)
+
+    def state(self) -> dict:
+        """What the epoch checkpoint adds for the ladder: the rungs, and the branch if in one."""
+        extra = {"rungs_json": json.dumps(self.rungs, default=str)}
+        if self.branch is not None:
+            extra["branch"] = {"budget": self.branch, "stable": self.stable}
+        return extra
+
+
+def _state(run: _Run, out: Outcome) -> dict:
+    """The resumable state after ``out``'s last epoch (live tensors: saved or copied at once)."""
+    return {"model": run.model.state_dict(), "optimizer": run.opt.state_dict(),
+            "scheduler": run.sched.state_dict(), "ema": run.ema.state_dict() if run.ema else None,
+            "history": out.history, "epoch": len(out.history), "train_time_s": out.train_time}
+
+
+def _load(run: _Run, state: dict) -> None:
     run.model.load_state_dict(state["model"])
     run.opt.load_state_dict(state["optimizer"])
     run.sched.load_state_dict(state["scheduler"])
     if run.ema is not None:
         run.ema.load_state_dict(state["ema"])
-    return Outcome(history=state["history"], train_time=state["train_time_s"],
-                   resumed_from=state["epoch"])
 
 
-def _loop(run: _Run, on_epoch: OnEpoch | None, state: dict | None) -> Outcome:
-    """Train from where ``state`` left off to the last epoch, reporting each epoch; divergence
-    and out-of-memory end it early, as the outcome's status."""
-    out = _restore(run, state)
+def _restore(run: _Run, state: dict | None) -> tuple[Outcome, _Ladder | None]:
+    """The outcome so far: empty, or the checkpoint's (its weights loaded into ``run``); and a
+    ladder's progress (None without a ladder). A checkpoint taken inside a branch holds the
+    branch's weights and where it was; the main branch's outcome is then its stable state's."""
+    t = run.cfg.train
+    lad = _Ladder({b: t.cooldown_start(b) for b in t.ladder[:-1]}) if t.budgets else None
+    if not state:
+        return Outcome(), lad
+    _load(run, state)
+    now = Outcome(history=state["history"], train_time=state["train_time_s"], resumed_from=state["epoch"])
+    if lad is None:
+        return now, None
+    lad.rungs = json.loads(state.get("rungs_json", "[]"))
+    if "branch" not in state:
+        return now, lad
+    stable = state["branch"]["stable"]
+    lad.branch, lad.stable, lad.position = state["branch"]["budget"], stable, now
+    return Outcome(history=stable["history"], train_time=stable["train_time_s"],
+                   resumed_from=stable["epoch"]), lad
+
+
+def _loop(run: _Run, on_epoch: OnEpoch | None, state: dict | None) -> tuple[Outcome, list[dict] | None]:
+    """Train from where ``state`` left off to the last epoch, reporting each epoch, with a
+    ladder's branches on the way (:func:`_branch`); divergence and out-of-memory end it early,
+    as the outcome's status. Returns the outcome and a ladder's rungs (None without one)."""
+    out, lad = _restore(run, state)
+    extra = lad.state if lad is not None else dict
     try:
+        if lad is not None and lad.branch is not None:  # killed inside a branch: finish it first
+            _branch(run, out, lad, on_epoch)
         for epoch in range(out.resumed_from, run.cfg.train.epochs):
-            row = _epoch(run, epoch)
-            out.train_time += row["epoch_time_s"]
-            out.history.append(row)
-            if on_epoch is not None:
-                on_epoch(row, {
-                    "model": run.model.state_dict(), "optimizer": run.opt.state_dict(),
-                    "scheduler": run.sched.state_dict(),
-                    "ema": run.ema.state_dict() if run.ema else None,
-                    "history": out.history, "epoch": epoch + 1, "train_time_s": out.train_time,
-                })
-    except Diverged as err:
+            for budget in lad.due(epoch) if lad is not None else ():
+                lad.begin(budget, run, out)
+                _branch(run, out, lad, on_epoch)
+            _train(run, out, epoch + 1, on_epoch, extra)
+    except (Diverged, torch.OutOfMemoryError) as err:
+        _ended(run, out, err)
+    if lad is None:
+        return out, None
+    for budget in set(lad.starts) - {r["epochs"] for r in lad.rungs}:  # the main branch ended
+        lad.rungs.append(_record(run, out, budget))  # before its branch: that run ends so too
+    return out, lad.rungs
+
+
+def _train(run: _Run, out: Outcome, stop: int, on_epoch: OnEpoch | None, extra) -> None:
+    """Epochs from ``out``'s last to ``stop``, each appended to ``out`` and reported with the
+    state to resume from (``extra()``: what a ladder adds to it)."""
+    for epoch in range(len(out.history), stop):
+        row = _epoch(run, epoch)
+        out.train_time += row["epoch_time_s"]
+        out.history.append(row)
+        if on_epoch is not None:
+            on_epoch(row, {**_state(run, out), **extra()})
+
+
+def _ended(run: _Run, out: Outcome, err: BaseException) -> None:
+    """Divergence or out-of-memory, as ``out``'s status."""
+    if isinstance(err, Diverged):
         out.status, out.error = "diverged", str(err)
-    except torch.OutOfMemoryError as err:
-        out.status, out.error = "oom", f"out of memory: {str(err).splitlines()[0] if str(err) else 'OutOfMemoryError'}"
-        if run.device.type == "cuda":
-            torch.cuda.empty_cache()
-    return out
+        return
+    out.status, out.error = "oom", f"out of memory: {str(err).splitlines()[0] if str(err) else 'OutOfMemoryError'}"
+    if run.device.type == "cuda":
+        torch.cuda.empty_cache()
+
+
+def _branch(run: _Run, out: Outcome, lad: _Ladder, on_epoch: OnEpoch | None) -> None:
+    """The cool-down branch of ``lad.branch`` from where it stands (``lad.position``): trained
+    to its budget, evaluated and recorded as a rung; then the main branch's stable state is
+    loaded back and checkpointed with the new rung, so a kill from here on repeats nothing.
+    Divergence or out-of-memory in a branch ends that rung only."""
+    budget, here = lad.branch, lad.position
+    set_budget(run.sched, budget)
+    try:
+        _train(run, here, budget, on_epoch, lad.state)
+    except (Diverged, torch.OutOfMemoryError) as err:
+        _ended(run, here, err)
+    rung = _record(run, here, budget)
+    lad.rungs.append(rung)
+    _load(run, lad.stable)  # its scheduler state points the schedule back at the main budget
+    set_budget(run.sched, run.cfg.train.epochs)
+    lad.branch = lad.stable = lad.position = None
+    if on_epoch is not None:  # the rung's last epoch row, with its budget and test accuracy
+        row = {**(here.history[-1] if here.history else {}), "epoch": len(out.history),
+               "budget": budget, "test_acc": rung["test_acc"]}
+        on_epoch(row, {**_state(run, out), **lad.state()})
 
 
 def _epoch(run: _Run, epoch: int) -> dict:

@@ -112,3 +112,17 @@ def aggregate(df: pd.DataFrame, by=None, metrics=METRICS, method: str = "t") -> 
         row["n_failed"] = row["n_trials"] - row["n_ok"]
         rows.append(row)
     return pd.DataFrame(rows)
+
+
+def training_compute(df: pd.DataFrame) -> pd.Series:
+    """Each row's training compute: forward MACs per image x images seen, where images seen is
+    ``epochs`` x the training images of one epoch (the record's training images/s x its
+    training seconds, over its epochs run). Forward MACs only: a training step's backward
+    pass costs about twice its forward (Kaplan et al. 2020, arXiv:2001.08361, Sec. 2.1), a
+    constant factor that moves no arm against another. NaN where a column is missing."""
+    need = ("macs", "epochs", "train_images_per_s", "train_time_s", "epochs_run")
+    if any(c not in df.columns for c in need):
+        return pd.Series(np.nan, index=df.index)
+    num = {c: pd.to_numeric(df[c], errors="coerce") for c in need}
+    per_epoch = num["train_images_per_s"] * num["train_time_s"] / num["epochs_run"].where(num["epochs_run"] > 0)
+    return num["macs"] * num["epochs"] * per_epoch.round()

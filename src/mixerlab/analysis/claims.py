@@ -139,7 +139,21 @@ def _budget_frame(df: pd.DataFrame, budget: int) -> pd.DataFrame:
 
 def _change(by_budget: dict, budgets: list[int], claim, gap) -> tuple[dict, bool | None]:
     """The gap's seed-paired change between the two largest budgets: its row, and whether its
-    90% interval lies inside the band (None: no seed paired at both budgets)."""
+    90% interval lies inside the band (None: no seed paired at both budgets).
+
+    Per seed s, the change is gap(s, top) - gap(s, prev), and the interval is a t interval over
+    the seeds: the seeds are the independent units, and nothing is assumed about how one
+    seed's rows at two budgets relate. So a budget ladder's rows (``train.budgets``) enter it
+    as they are. Its budgets are not independent runs: on each seed they share the stable
+    phase's weights up to the smaller budget's cool-down start (each rung is the WSD run of
+    that budget and seed, bit-identical on CPU, so separate WSD trials of one seed share
+    them as much). The change is computed the same way; what sharing changes is its spread:
+    the two rows of a seed differ only by the extra stable epochs and the other cool-down, so
+    the per-seed changes should vary less than between one-cycle runs of two lengths, whose
+    schedules part from the first step. Their sd is smaller and the band check tighter on the
+    same seeds: a narrower interval, so "stable" is reached on fewer seeds where the change
+    is small, and a change outside the band is no more likely to pass. It stays valid as a
+    within-seed paired comparison because it never assumed independence across budgets."""
     prev, top = budgets[-2], budgets[-1]
     late, early = by_budget[top], by_budget[prev]
     shared = late.index.intersection(early.index)
@@ -232,7 +246,7 @@ def _incomplete(folder: Path, done: int) -> str | None:
 def decide_claims(folder: Path, spec=None) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
     """Every claim of the study at ``folder``: (claims, gaps, per-seed points), one row per
     claim / per gap and budget / per seed; empty frames where the spec states no claims."""
-    from mixerlab.analysis.load import load_study, study_spec
+    from mixerlab.analysis.load import load_study, run_ids, study_spec
     from mixerlab.claims.check import claim_budgets
     from mixerlab.claims.registration import status
 
@@ -242,7 +256,7 @@ def decide_claims(folder: Path, spec=None) -> tuple[pd.DataFrame, pd.DataFrame, 
     df = load_study(folder) if spec.claims else None
     from mixerlab.record import FINAL
 
-    done = int(df["status"].isin(FINAL).sum()) if df is not None else 0
+    done = int(run_ids(df[df["status"].isin(FINAL)]).nunique()) if df is not None else 0
     incomplete = None if df is None else (
         _incomplete(folder, done) or (None if df.attrs.get("complete", True) else
                                       f"study incomplete: {done} of {df.attrs.get('planned') or '?'} trials"))

@@ -9,6 +9,7 @@ import pandas as pd
 
 from mixerlab.config import parse
 from mixerlab.errors import ConfigError
+from mixerlab.record import LADDER
 from mixerlab.spec import Spec, read_yaml
 
 REQUIRED = ("trial_id", "status", "variant", "seed", "test_acc")
@@ -42,9 +43,17 @@ def load_study(path: str | Path) -> pd.DataFrame:
     df["study"] = spec.name
     planned = prov.get("n_trials")
     unfinished = int(df["status"].isin(["pending", "running"]).sum())
-    df.attrs["complete"] = unfinished == 0 and (planned is None or len(df) >= planned)
+    df.attrs["complete"] = unfinished == 0 and (planned is None or run_ids(df).nunique() >= planned)
     df.attrs["planned"] = planned
     return df
+
+
+def run_ids(df: pd.DataFrame) -> pd.Series:
+    """The trial each row comes from: its own id, or for a budget ladder's row (one trial, a
+    row per budget) the ladder's (the ``ladder`` column). What "trials" counts against a plan."""
+    if LADDER in df.columns:
+        return df[LADDER].where(df[LADDER].notna(), df["trial_id"])
+    return df["trial_id"]
 
 
 def load_studies(paths) -> pd.DataFrame:

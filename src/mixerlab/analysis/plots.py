@@ -17,7 +17,13 @@ import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 import seaborn as sns  # noqa: E402
 
-from mixerlab.analysis.aggregate import SOLVED, aggregate, design_factors, level_text  # noqa: E402
+from mixerlab.analysis.aggregate import (  # noqa: E402
+    SOLVED,
+    aggregate,
+    design_factors,
+    level_text,
+    training_compute,
+)
 from mixerlab.analysis.effects import factor_effects, interaction_table  # noqa: E402
 from mixerlab.analysis.nuisance import arm_label, setting_label  # noqa: E402
 from mixerlab.analysis.pareto import pareto_front  # noqa: E402
@@ -32,6 +38,7 @@ LABELS = {
     "test_acc": "test accuracy (%)", "best_val_acc": "best validation accuracy (%)",
     "val_acc": "validation accuracy (%)", "patch_size": "patch size (px)",
     "kernel_size": "kernel size (px)", "depth": "depth (blocks)", "width": "width (channels)",
+    "compute": "training compute (forward MACs x images seen)",
 }
 # Higher is better for throughput; lower for cost.
 BETTER = {"params": "lower", "macs": "lower", "train_time_s": "lower", "infer_images_per_s": "higher"}
@@ -91,6 +98,39 @@ def tradeoff(df: pd.DataFrame, x: str, y: str = "test_acc") -> plt.Figure:
     ax.set_ylabel(LABELS.get(y, y))
     ax.set_title(f"{LABELS.get(y, y).split(' (')[0]} vs {LABELS.get(x, x).split(' (')[0]} "
                  "(mean of seeds, 95% CI)")
+    _legend_outside(ax)
+    fig.tight_layout()
+    return fig
+
+
+def compute_curves(df: pd.DataFrame, arms, y: str = "test_acc") -> plt.Figure:
+    """Accuracy against training compute (forward MACs x images seen, from each row's MACs and
+    ``epochs`` x training images: :func:`~mixerlab.analysis.aggregate.training_compute`), one
+    line per arm through its budgets: the mean over seeds, with the seeds' min-max as a band.
+    ``arms``: the columns that name an arm (its budget, ``epochs``, is the line's points).
+    Drawn for a budget ladder (``train.budgets``), whose budgets are the rows of one run per
+    arm and seed; on a log axis where the budgets span more than 10x."""
+    ok = df[df["status"] == "ok"].assign(compute=training_compute(df))
+    ok = ok.dropna(subset=["compute", y, "epochs"])
+    arms = [a for a in arms if a in ok.columns and a != "epochs"] or ["variant"]
+    colors = palette(df["variant"].dropna()) if arms == ["variant"] else {}
+    fig, ax = plt.subplots(figsize=(7.5, 4.6))
+    for key, g in ok.groupby(arms, dropna=False, sort=True):
+        key = key if isinstance(key, tuple) else (key,)
+        label = arm_label(dict(zip(arms, key)), arms)
+        pts = g.groupby("epochs").agg(x=("compute", "mean"), mean=(y, "mean"), lo=(y, "min"),
+                                      hi=(y, "max")).sort_values("x")
+        (line,) = ax.plot(pts["x"], pts["mean"], marker="o", color=colors.get(str(key[0])), label=label)
+        ax.fill_between(pts["x"], pts["lo"], pts["hi"], color=line.get_color(), alpha=0.18, lw=0)
+        for epochs, r in pts.iterrows():
+            ax.annotate(f"{int(epochs)} ep", (r["x"], r["mean"]), textcoords="offset points",
+                        xytext=(4, -10), fontsize=7, color="0.35")
+    if len(ok) and ok["compute"].max() / ok["compute"].min() > 10:
+        ax.set_xscale("log")
+    ax.set_xlabel(LABELS["compute"])
+    ax.set_ylabel(LABELS.get(y, y))
+    ax.set_title(f"{LABELS.get(y, y).split(' (')[0]} vs training compute "
+                 "(mean of seeds, band: min-max)")
     _legend_outside(ax)
     fig.tight_layout()
     return fig

@@ -35,6 +35,7 @@ from mixerlab.analysis.report_text import (
     verdict,
 )
 from mixerlab.analysis.stats import early_vs_final
+from mixerlab.record import LADDER
 from mixerlab.results import atomic_write_csv, atomic_write_text
 from mixerlab.spec import Spec
 
@@ -104,6 +105,9 @@ def figures(r: StudyReport) -> list[tuple[str, object, str]]:
         for x in ("params", "macs", "infer_images_per_s", "train_time_s"):
             if x in sub.columns and sub.loc[sub.status == "ok", x].notna().any():
                 figs.append((f"tradeoff_{x}{sfx}", plots.tradeoff(sub, x), f"Accuracy vs {plots.LABELS[x]}{ttl}"))
+        if LADDER in sub.columns and sub[LADDER].notna().any():  # a budget ladder: every arm's budgets
+            figs.append((f"tradeoff_compute{sfx}", plots.compute_curves(sub, s.keys),
+                         f"Accuracy vs training compute, every budget of each arm's ladder{ttl}"))
         figs.append((f"effects{sfx}", plots.effects(sub, s.keys), f"Factor effects{ttl}"))
         if {"variant", "patch_size"} <= set(s.keys):
             figs.append((f"interaction{sfx}", plots.interaction(sub), f"Mixer x patch size{ttl}"))
@@ -174,6 +178,9 @@ def _what_was_run(r: StudyReport) -> list[str]:
         lines += ["- Nuisance factors, tuned per arm: " + ", ".join(
             f"{k} ({', '.join(map(str, v))})" for k, v in c.grid.items())]
     hw = prov.get("hardware", {})
+    if LADDER in df.columns and df[LADDER].notna().any():
+        lines += [f"- Budget ladders: {df[LADDER].nunique()} WSD run(s), one per arm and seed, each a row per "
+                  f"budget ({_levels(df['epochs'])} epochs): the rows of one run share its stable phase"]
     lines += [f"- Trials: {len(df)} ({', '.join(f'{n} {s}' for s, n in df['status'].value_counts().items())}), "
               f"up to {c.n_seeds} seed(s) per configuration",
               f"- Data: {spec.dataset or {}}", f"- Recipe overrides: {spec.train or {}}; base model: {spec.model}",

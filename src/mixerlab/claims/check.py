@@ -23,13 +23,16 @@ def _fixed(spec) -> dict:
 
 
 def points(spec) -> list[dict]:
-    """Every configuration the spec makes, as factor levels over its fixed values."""
+    """Every configuration the spec makes, as factor levels over its fixed values; a budget
+    ladder's configuration once per budget (each budget is a row with its ``epochs``)."""
     base = _fixed(spec)
     if spec.configs is not None:
-        return [{**base, **c} for c in spec.configs]
-    grid = spec.grid or {}
-    keys = list(grid)
-    return [{**base, **dict(zip(keys, combo))} for combo in itertools.product(*grid.values())]
+        made = [{**base, **c} for c in spec.configs]
+    else:
+        grid = spec.grid or {}
+        made = [{**base, **dict(zip(grid, combo))} for combo in itertools.product(*grid.values())]
+    ladder = spec.train.get("budgets")
+    return [{**p, "epochs": b} for p in made for b in ladder] if ladder else made
 
 
 def _same(x, y) -> bool:
@@ -41,7 +44,7 @@ def _matches(point: dict, at: dict) -> bool:
 
 
 def budgets(spec) -> list[int]:
-    """The epoch counts the study trains for."""
+    """The epoch counts the study trains for (a ladder's budgets, or its grid's epochs)."""
     return sorted({int(p["epochs"]) for p in points(spec)})
 
 
@@ -64,8 +67,8 @@ def check_claims(spec, path: Path) -> None:
         missing = [b for b in (claim.budgets or []) if b not in study_budgets]
         if missing and not claim.with_studies:
             raise ConfigError(f"{where}.budgets: the study trains for {_join(study_budgets)} epochs, not "
-                              f"{_join(missing)}; give budgets from its epochs (grid.epochs or "
-                              "train.epochs), or name the study that has them in 'with_studies'")
+                              f"{_join(missing)}; give budgets from its epochs (grid.epochs, "
+                              "train.epochs or train.budgets), or name the study that has them in 'with_studies'")
         if claim.seeds and not claim.with_studies:
             extra = sorted(set(claim.seeds) - set(spec.max_seed_list))
             if extra:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import sys
 from pathlib import Path
+from typing import get_args
 
 from tqdm import tqdm
 
@@ -36,7 +37,8 @@ def register(sub) -> None:
     g.add_argument("--batch-size", type=int, default=None, help=f"default {_T.batch_size}")
     g.add_argument("--lr", type=float, default=None, help=f"AdamW peak lr, default {_T.lr}")
     g.add_argument("--weight-decay", type=float, default=None, help=f"default {_T.weight_decay}")
-    g.add_argument("--schedule", choices=("onecycle", "cosine", "constant"), default=None)
+    g.add_argument("--schedule", choices=get_args(TrainConfig.model_fields["schedule"].annotation),
+                   default=None, help=f"default {_T.schedule} (budget ladders: a spec's train.budgets)")
     g.add_argument("--label-smoothing", type=float, default=None, help=f"default {_T.label_smoothing}")
     g.add_argument("--mixup", type=float, default=None, help="mixup alpha (0 = off)")
     g.add_argument("--cutmix", type=float, default=None, help="cutmix alpha (0 = off)")

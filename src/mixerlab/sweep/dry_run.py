@@ -173,7 +173,7 @@ def render(spec: Spec, data, plan: Plan, per_arm: list[float] | None, slots: int
     lines = [f"{spec.name}: {spec.question}",
              f"{first}{len(plan.arms)} configuration(s){tuned} x {seeds} seed(s) = {len(plan.trials)} "
              f"trials on {data.name} ({len(data.train_y)} training images, {epochs} epochs)"]
-    lines += _round_lines(spec, plan) + _claim_lines(spec)
+    lines += _ladder_lines(spec) + _round_lines(spec, plan) + _claim_lines(spec)
     if spec.match is not None:
         lines.append(f"capacity matched by {' and by '.join(spec.match.by_list)} within "
                      f"{spec.match.tolerance:.0%} of the reference {spec.match.reference or '(base model)'}")
@@ -191,6 +191,18 @@ def render(spec: Spec, data, plan: Plan, per_arm: list[float] | None, slots: int
         lines.append(rows.to_string(index=False, float_format=lambda v: f"{v:,.4g}"))
     lines.append(_cost_line(spec, per_arm, seeds, slots, per_later))
     return "\n".join(lines)
+
+
+def _ladder_lines(spec: Spec) -> list[str]:
+    """A budget ladder: its budgets, where each branches off, and the epochs a trial trains."""
+    t = spec.train_config()
+    if not t.budgets:
+        return []
+    branches = ", ".join(f"{b} (from epoch {t.cooldown_start(b)})" for b in t.ladder[:-1])
+    return [f"budget ladder: budgets {', '.join(map(str, t.ladder))} epochs; one trial per configuration "
+            f"and seed trains to {t.epochs} epochs (its cool-down from epoch {t.cooldown_start(t.epochs)}, "
+            f"{t.cooldown_shape})" + (f" and branches off a cool-down to {branches}" if branches else "")
+            + f"; {t.epochs_trained} epochs trained, {len(t.ladder)} row(s) per trial"]
 
 
 def _claim_lines(spec: Spec) -> list[str]:

@@ -7,6 +7,11 @@ on this machine, one thread per trial as a trial runs, and turned into seconds p
               + (validation images x epochs + test images + throughput images) / inference rate
               + START_S
 
+A budget ladder's trial (``train.budgets``) trains its largest budget's epochs plus every
+smaller budget's cool-down branch (``TrainConfig.epochs_trained``: 30 + 2 + 1 for budgets 3,
+10, 30), validates after each of them, and is tested (and its throughput timed) once per
+budget: those are its ``epochs`` and its test and throughput images above.
+
 Training steps are timed alone, but a sweep runs trials side by side and they share the
 memory bus: CONTENTION is the ratio of the training time the trials of results/quick
 recorded (two at a time, 601.8 s in all) to what these timings predicted for them alone
@@ -67,8 +72,9 @@ def estimate_per_trial(plan, data, cpus: float, gpu: float = 0.0, extra=(), *,
             if loader is not None:  # streamed: the workers may deliver fewer images than that
                 train_rate = min(train_rate, loader[trial.trial_id])
             timed = THROUGHPUT_IMAGES if t.measure_throughput else 0
-            out[trial.trial_id] = (CONTENTION * n_train * t.epochs / train_rate
-                                   + (n_val * t.epochs + n_test + timed) / infer_rate + START_S)
+            epochs, ends = t.epochs_trained, len(t.ladder)  # a ladder: its branches too
+            out[trial.trial_id] = (CONTENTION * n_train * epochs / train_rate
+                                   + (n_val * epochs + (n_test + timed) * ends) / infer_rate + START_S)
         return out
     finally:
         torch.set_num_threads(threads)

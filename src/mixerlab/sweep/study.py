@@ -17,6 +17,7 @@ import pandas as pd
 
 from mixerlab import provenance
 from mixerlab.errors import ConfigError
+from mixerlab.record import rows as record_rows
 from mixerlab.results import MARKER, atomic_write_csv, atomic_write_parquet, atomic_write_text
 
 MIN_FREE_MB = 200
@@ -151,12 +152,16 @@ class Study:
             (self.records_dir / f"{tid}.json").unlink(missing_ok=True)
 
     def write_tables(self, order: list[str] | None = None) -> pd.DataFrame:
-        """Rebuild trials.parquet / trials.csv / history.parquet from the records."""
+        """Rebuild trials.parquet / trials.csv / history.parquet from the records.
+
+        One row per trial, but for a budget ladder one row per budget (``record.rows``): each
+        with ``epochs`` = that budget, its own ``trial_id`` (``<id>/e<budget>``; the largest
+        budget's keeps the trial's id) and ``ladder`` = the trial's id, and its own history, so
+        the report, the claims and the stability check read them like separate runs."""
         recs = self.records()
         ids = [t for t in (order or []) if t in recs] + sorted(set(recs) - set(order or []))
         rows, hist = [], []
-        for tid in ids:
-            rec = dict(recs[tid])
+        for rec in (dict(row) for tid in ids for row in record_rows(recs[tid])):
             history = rec.pop("history", []) or []
             rows.append(rec)
             keys = {k: rec.get(k) for k in ("trial_id", "study", "variant", "model", "mixer",

@@ -14,6 +14,7 @@ import math
 import pandas as pd
 
 from mixerlab import provenance
+from mixerlab.analysis.load import run_ids
 from mixerlab.results import atomic_write_text
 from mixerlab.spec import Spec
 from mixerlab.sweep.study import Study
@@ -43,7 +44,7 @@ def provenance_document(spec: Spec, sessions: list[dict], n_trials: int, trials:
     return {
         "study": spec.name, "question": spec.question, "command": last["command"],
         "started_at": sessions[0]["started_at"], "finished_at": last["finished_at"],
-        "n_trials": n_trials, "n_finished": int(len(trials)),
+        "n_trials": n_trials, "n_finished": int(run_ids(trials).nunique()) if len(trials) else 0,
         "seeds": spec.seed_list, "wall_time_s": round(total_wall, 1),
         "sum_trial_time_s": round(busy, 1),
         # one session only: the slots of several sessions would mix in the denominator

@@ -21,6 +21,7 @@ import sys
 from pathlib import Path
 
 from mixerlab.errors import ConfigError
+from mixerlab.record import rows
 from mixerlab.trackers.registry import first_line, get_tracker
 from mixerlab.trackers.run import from_record
 
@@ -53,9 +54,16 @@ class Trackers:
         return done
 
     def log(self, record: dict) -> int:
-        """Log one record to every tracker that lacks it; how many trackers logged it."""
+        """Log one record to every tracker that lacks it; how many trackers logged it. A budget
+        ladder's record is one run per budget (``record.rows``), a smaller budget's grouped
+        apart from the largest's (``<group>/e<budget>``, as its trial id)."""
+        group = self.groups.get(record["trial_id"], record["trial_id"])
+        return max(self._log(row, group + row["trial_id"][len(record["trial_id"]):])
+                   for row in rows(record))
+
+    def _log(self, record: dict, group: str) -> int:
         tid, version = record["trial_id"], str(record.get("finished_at", ""))
-        run = from_record(record, self.groups.get(tid, tid))
+        run = from_record(record, group)
         logged = 0
         for name, tracker in self.trackers.items():
             key = (self._key(name), tid, version)
