@@ -708,3 +708,73 @@ def streamed_driver_killed(folder: Path) -> Outcome:
                                    study=study, recovery_s=again.seconds, note=note),
                    spec=spec, planned=planned, study=study, first=first, again=again,
                    before=before, resumable=resumable)
+
+
+# == 10. a budget ladder: the driver killed inside a cool-down branch ======================
+# One trial of budgets 4 and 6 (cool-down half of each: the branch to 4 runs epochs 3-4 from
+# the main branch's state after epoch 2), on 12,000 synthetic images so an epoch lasts long
+# enough for the kill to land inside the branch.
+LADDER_SPEC = """\
+name: {name}
+question: Does a budget ladder survive its driver killed inside a branch?
+dataset: {{name: synthetic, synthetic_size: 12000}}
+train: {{schedule: wsd, budgets: [4, 6], cooldown_fraction: 0.5, batch_size: 32, measure_throughput: false}}
+model: {{depth: 1, width: 16, patch_size: 7}}
+grid: {{mixer: [conv]}}
+seeds: 1
+resources: {{cpu: 1}}
+execution: {{precision: fp32, memory_format: channels_last, attention_kernel: fused}}
+"""
+LADDER_COMPARED = ("test_acc", "test_loss", "val_acc", "val_loss", "train_loss", "epochs_run")
+
+
+def branch_checkpoint(study: Path) -> int | None:
+    """The epoch of the trial's only checkpoint on disk if it was taken inside the branch to 4
+    before its last epoch (Tune keeps one: the older is deleted once this one is registered)."""
+    import torch
+
+    found = list((study / "ray").glob("run-*/*/checkpoint_*/state.pt"))
+    if len(found) != 1:
+        return None
+    try:
+        state = torch.load(found[0], map_location="cpu", weights_only=True)
+    except Exception:  # noqa: BLE001 - being written: look again
+        return None
+    return state["epoch"] if "branch" in state and state["epoch"] < state["branch"]["budget"] else None
+
+
+def ladder_killed_in_branch(folder: Path) -> Outcome:
+    """The ladder run whole; then the same trial in another study, its driver and every Ray
+    process SIGKILLed (a power cut) while the branch to 4 is under way, and the same command
+    again. Planned: the trial's row per budget (``<id>/e4`` and ``<id>``). The note says whether
+    every row's metrics equal the uninterrupted run's."""
+    results, rows = folder / "results", {}
+    snapshot_every_step = {"TUNE_GLOBAL_CHECKPOINT_S": "0"}  # so the restored run knows the last checkpoint
+    for name in ("whole", "cut"):
+        spec = folder / f"{name}.yaml"
+        spec.write_text(LADDER_SPEC.format(name=name))
+        study = results / name
+        if name == "whole":
+            sweep(spec, "--results", results, log=folder / "whole", env=snapshot_every_step)
+        else:
+            first = Sweep(spec, "--results", results, log=folder / "first", env=snapshot_every_step)
+            wait_for(lambda s=study: branch_checkpoint(s), 240, "a checkpoint inside the branch", first)
+            time.sleep(0.3)  # the snapshot that names it
+            first.kill_session()
+            before = record_bytes(study)
+            require(not before, "the kill came after the trial had finished")
+            again = sweep(spec, "--results", results, log=folder / "again")
+        rows[name] = table(study)
+    whole, cut = (None if rows[n] is None else rows[n].set_index("epochs") for n in ("whole", "cut"))
+    from mixerlab.sweep.runner import prepare
+
+    ids = [t.trial_id for t in prepare(folder / "cut.yaml")[2].trials]  # ids depend on the data's shape
+    planned = [*(f"{i}/e4" for i in ids), *ids]
+    same = cut is not None and whole is not None and all(
+        cut[c].tolist() == whole[c].tolist() for c in LADDER_COMPARED)
+    resumed = None if cut is None or 4 not in cut.index else int(cut.loc[4, "resumed_from_epoch"])
+    note = (f"1 trial, a row per budget; the branch to 4 resumed from epoch {resumed}; metrics "
+            + ("equal to" if same else "NOT equal to") + " an undisturbed run's")
+    return Outcome(figures=measure("driver SIGKILL inside a ladder's cool-down branch", faults=1,
+                                   planned=planned, study=study, recovery_s=again.seconds, note=note),
+                   planned=planned, study=study, first=first, again=again, whole=whole, cut=cut)

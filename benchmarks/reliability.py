@@ -95,6 +95,7 @@ SCENARIOS = {
     "results-under-file": lambda ws, d: [fs.results_under_a_file(d)],
     "foreign-folder": lambda ws, d: [fs.foreign_folder(d)],
     "streamed-driver-kill": lambda ws, d: [fs.streamed_driver_killed(d)],
+    "ladder-branch-kill": lambda ws, d: [fs.ladder_killed_in_branch(d)],
 }
 
 

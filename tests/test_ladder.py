@@ -8,6 +8,8 @@ from __future__ import annotations
 import io
 import json
 import math
+import sys
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -319,82 +321,29 @@ def test_the_dry_run_lists_the_budgets_and_costs_the_branches(tmp_path, run_cli,
 
 # ---- end to end on the embedded local Ray: a driver killed inside a branch -----------------------
 
-E2E = """\
-name: {name}
-question: Does a budget ladder survive its driver killed inside a branch?
-dataset: {{name: synthetic, synthetic_size: 12000}}
-train: {{schedule: wsd, budgets: [4, 6], cooldown_fraction: 0.5, batch_size: 32, measure_throughput: false}}
-model: {{depth: 1, width: 16, patch_size: 7}}
-grid: {{mixer: [conv]}}
-seeds: 1
-resources: {{cpu: 1}}
-execution: {{precision: fp32, memory_format: channels_last, attention_kernel: fused}}
-"""
-
-
-def _sweep(spec, results, env=None, timeout=300):
-    import os
-    import subprocess
-    import sys
-
-    return subprocess.Popen([sys.executable, "-m", "mixerlab", "sweep", str(spec), "--results", str(results)],
-                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
-                            start_new_session=True, env={**os.environ, **(env or {})})
-
-
-def _branch_checkpoint(study) -> int | None:
-    """The epoch of the trial's only checkpoint on disk if it was taken inside the branch to 4
-    before its last epoch (Tune keeps one: the older is deleted once this one is registered)."""
-    found = list((study / "ray").glob("run-*/*/checkpoint_*/state.pt"))
-    if len(found) != 1:
-        return None
-    try:
-        state = torch.load(found[0], map_location="cpu", weights_only=True)
-    except Exception:  # noqa: BLE001 - being written: look again
-        return None
-    return state["epoch"] if "branch" in state and state["epoch"] < state["branch"]["budget"] else None
-
 
 @pytest.mark.slow
 def test_a_ladder_sweep_killed_inside_a_branch_resumes_with_every_budget_once(tmp_path):
     """A tiny ladder (budgets 4 and 6, the branch to 4 from epoch 2) runs uninterrupted; then
     the same trial in another study, its driver and every Ray process SIGKILLed (a power cut)
-    while the branch to 4 is under way, and the same command again. The study holds each
-    budget's row exactly once, with the uninterrupted run's metrics."""
-    import time
+    while the branch to 4 is under way, and the same command again (the fault scenario of
+    benchmarks/fault_scenarios.py). The study holds each budget's row exactly once, with the
+    uninterrupted run's metrics."""
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
+    import fault_scenarios as fs
+    from fault_tools import end_sessions
 
-    from processes import kill_session
-
-    results = tmp_path / "results"
-    rows = {}
-    for name in ("whole", "cut"):
-        spec = tmp_path / f"{name}.yaml"
-        spec.write_text(E2E.format(name=name))
-        # Ray's experiment snapshot at every step, so the restored run knows the last checkpoint.
-        proc = _sweep(spec, results, env={"TUNE_GLOBAL_CHECKPOINT_S": "0"})
-        study = results / name
-        try:
-            if name == "cut":
-                deadline = time.monotonic() + 240
-                while _branch_checkpoint(study) is None:
-                    assert proc.poll() is None, f"the sweep ended before the branch: {proc.stderr.read()}"
-                    assert time.monotonic() < deadline, "no checkpoint inside the branch within 240 s"
-                    time.sleep(0.02)
-                time.sleep(0.3)  # the snapshot that names it
-                kill_session(proc.pid)
-                proc.wait(30)
-                assert not (study / "records").exists() or not list((study / "records").glob("*.json"))
-                proc = _sweep(spec, results)
-            _, err = proc.communicate(timeout=300)
-            assert proc.returncode == 0, err
-        finally:
-            kill_session(proc.pid)
-        rows[name] = pd.read_parquet(study / "trials.parquet").set_index("epochs")
-    whole, cut = rows["whole"], rows["cut"]
+    try:
+        o = fs.ladder_killed_in_branch(tmp_path)
+    finally:
+        end_sessions()
+    assert o.again.returncode == 0, o.again.stderr
+    whole, cut = o.whole, o.cut
+    assert o.figures.held and o.figures.planned == 2, o.figures
     assert sorted(cut.index) == [4, 6] and cut["trial_id"].is_unique and set(cut["status"]) == {"ok"}
-    assert cut["trial_id"].tolist() == whole["trial_id"].tolist()
+    assert set(cut["trial_id"]) == set(o.planned) and cut["trial_id"].tolist() == whole["trial_id"].tolist()
     assert cut["ladder"].nunique() == 1 and cut.loc[6, "trial_id"] == cut.loc[4, "ladder"]
-    for col in ("test_acc", "test_loss", "val_acc", "val_loss", "train_loss", "epochs_run"):
+    for col in fs.LADDER_COMPARED:
         assert cut[col].tolist() == whole[col].tolist(), col
     # It went on from inside the branch: the rung from its checkpoint, the main branch from
     # the stable state saved with it.
