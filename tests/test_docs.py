@@ -153,6 +153,15 @@ def test_every_schema_key_and_every_cli_option_is_in_the_reference():
                 assert f"`{option}`" in cli_page, f"mixerlab {name} {option}"
 
 
+def test_every_spec_key_in_the_reference_has_a_description():
+    """A key's row says what it is for: a comment beside the field (or Field(description=...)).
+    A field added without one shows an empty cell here and fails."""
+    rows = [line for line in _hook().spec_reference().splitlines() if line.startswith("| `")]
+    assert len(rows) > 100
+    empty = [line.split("|")[1].strip() for line in rows if not line.rstrip().split("|")[-2].strip()]
+    assert not empty, f"spec keys without a description (add a comment above the field): {empty}"
+
+
 def test_an_option_added_to_a_command_appears_in_the_cli_reference(monkeypatch):
     import mixerlab.cli
 

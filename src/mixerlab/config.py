@@ -46,14 +46,20 @@ class ModelConfig(BaseModel):
 
     model_config = _STRICT
 
+    # 'isotropic' (the skeleton; 'skeleton' is an alias) or a registered timm reference, e.g.
+    # convmixer_256_8_ks5_p2, vit_64_6_h4_p4 (mixerlab/models/reference.py).
     model: str = SKELETON
+    # The skeleton's token mixer (a registry: attention, mlp, conv, pool, identity, random,
+    # and plugins).
     mixer: str = "conv"
     # 2 px patches at 28 px give a 14x14 token grid: ConvMixer's CIFAR-10 model uses p=2 at
     # 32 px (Trockman & Kolter 2022, Table 2), the best of their small-image settings.
     patch_size: int = 2
     # ConvMixer reports larger kernels help up to k=9 on ImageNet; k=5 is their CIFAR choice.
     kernel_size: int = 5
+    # Blocks in the stack.
     depth: int = 6
+    # Channels of every token; solved by `match` when capacity is held equal.
     width: int = 64
     # Hidden width of the channel MLP as a multiple of ``width``. 2 keeps small models cheap;
     # ViT/MetaFormer use 4 at ImageNet scale.
@@ -62,6 +68,7 @@ class ModelConfig(BaseModel):
     # that capacity matching solves after the width (the width moves in steps of ``heads``
     # for attention, too coarse to land within 1%). ``None`` = ``mlp_ratio``.
     channel_mlp_ratio: float | None = Field(None, gt=0)
+    # Attention heads (attention mixer only); width is a multiple of it.
     heads: int = 4
     # ConvMixer: BatchNorm beats LayerNorm by 1.44 points on CIFAR-10 (Trockman & Kolter 2022,
     # Sec. 3); MetaFormer uses LayerNorm. A factor a sweep can vary.
@@ -81,8 +88,11 @@ class ModelConfig(BaseModel):
     # 2x2 group of neighbours, then a linear layer; the same map as a 2x2 stride-2 conv).
     # Tells apart what the stages' mixers do from what the down-sampling mixes for them.
     downsample: Literal["conv3", "merge2"] = "conv3"
+    # Input side in pixels; set from the data set by the sweep.
     image_size: int = 28
+    # Input channels; set from the data set by the sweep.
     in_chans: int = 1
+    # Classes of the head; set from the data set by the sweep.
     num_classes: int = 10
 
     @field_validator("model", mode="before")
@@ -106,7 +116,11 @@ class DataConfig(BaseModel):
 
     model_config = _STRICT
 
+    # A registered data set: fashion-mnist, mnist, cifar10, cifar100, imagefolder, synthetic,
+    # shards (streamed only), and plugins (`mixerlab train --help` lists them).
     name: str = "fashion-mnist"
+    # Where the data set's files are (None: its default places, e.g. Debian's
+    # /usr/share/datasets for Fashion-MNIST).
     data_dir: str | None = None
     # Fraction of the training set held out for validation (fixed split seed below). The
     # test set is never used for any choice.
@@ -127,6 +141,7 @@ class DataConfig(BaseModel):
     augment: bool | None = None
     # Synthetic data only: number of samples and shape. Never a real result.
     synthetic_size: int = Field(512, gt=0)
+    # The side images are resized to (None: the data set's own).
     image_size: int | None = None
     # The streamed path (data/stream.py): images decoded per batch by DataLoader workers
     # instead of held whole in memory, for data sets that do not fit (ImageNet-1k at 224 px
@@ -144,6 +159,7 @@ class DataConfig(BaseModel):
     # ImageNet recipe, Trockman & Kolter 2022 Sec. 3) and random-erasing probability
     # (Zhong et al. 2020; ConvMixer uses 0.25).
     randaugment: str | None = None
+    # Streamed path only: the probability of random erasing (see above).
     random_erasing: float = Field(0.0, ge=0, le=1)
     # Streamed path only: the evaluation resize keeps this fraction of the image, as timm's
     # ``crop_pct`` (resize to side / crop_pct, then centre-crop side). None: timm's 0.875 (the
@@ -162,7 +178,9 @@ class TrainConfig(BaseModel):
 
     model_config = _STRICT
 
+    # Passes over the training set (a budget ladder's largest budget by default).
     epochs: int = Field(10, gt=0)
+    # Training images per step; the lr is per this batch.
     batch_size: int = Field(128, gt=0)
     # AdamW, peak lr per batch of 128. ConvMixer's CIFAR recipe uses lr 0.01 with batch 512
     # and one-cycle; 5e-3 at batch 128 is stable for every mixer here.
@@ -179,6 +197,8 @@ class TrainConfig(BaseModel):
     # cool-down of about 20% of the steps matches a cosine schedule's loss, and 1-sqrt beats
     # a linear decay. Read only by ``schedule: wsd``.
     cooldown_fraction: float = Field(0.2, gt=0, lt=1)
+    # WSD's cool-down curve: lr x (1 - sqrt(t)) or lr x (1 - t) over the cool-down (Hägele et
+    # al. 2024).
     cooldown_shape: Literal["1-sqrt", "linear"] = "1-sqrt"
     # A budget ladder: one run per arm and seed trains to the largest budget (epochs, which
     # ``epochs`` then defaults to) and, at each smaller budget's cool-down start, branches off a
@@ -202,6 +222,7 @@ class TrainConfig(BaseModel):
     # (mixerlab/execution.py): channels_last is 1.5x faster for the conv mixer here, NCHW
     # faster for the token-mixing MLP. Set in a spec, it pins the layout.
     channels_last: bool = True
+    # Images per batch for validation, test and throughput timing.
     eval_batch_size: int = Field(512, gt=0)
     measure_throughput: bool = True  # time inference with mixerlab.measure after training
     # How the trial runs (precision, layout, attention kernel; mixerlab/execution.py), set by

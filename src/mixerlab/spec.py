@@ -57,6 +57,8 @@ class Match(BaseModel):
     """
 
     model_config = _STRICT
+    # The cost held equal: 'params', 'macs', or both as a list (every variant then runs matched
+    # each way).
     by: str | list[str] = "params"
     reference: dict[str, Any] = Field(default_factory=dict)  # overrides of the base model
     # 1%: tight enough that no difference between arms can be one of size; reachable for every
@@ -78,14 +80,18 @@ class Match(BaseModel):
 
 class Resources(BaseModel):
     model_config = _STRICT
+    # CPUs per trial: its torch threads, and its share of the Ray cluster.
     cpu: float = Field(1.0, gt=0, le=1024)
     gpu: float = Field(0.0, ge=0, le=64)  # fractions share one GPU between trials
 
 
 class Scheduler(BaseModel):
     model_config = _STRICT
+    # 'asha': Ray Tune's asynchronous successive halving stops trials behind their rung's best
+    # (Li et al. 2020, arXiv:1810.05934).
     type: Literal["none", "asha"] = "none"
     grace_period: int = Field(1, gt=0)  # epochs before ASHA may stop a trial
+    # ASHA keeps 1 / reduction_factor of the trials at each rung.
     reduction_factor: float = Field(3.0, gt=1)
 
 
@@ -104,6 +110,7 @@ class AdaptiveSeeds(BaseModel):
     # 3: the fewest paired differences the confidence sequence can bound (it needs a variance
     # with at least one degree of freedom beyond the mean's).
     min: int = Field(3, ge=3)
+    # Seeds an arm may reach at most: the cost's ceiling when a comparison stays undecided.
     max: int = Field(12, ge=3)
     # Points of test accuracy: a gap inside it is too small to matter (1 point is the ROPE of
     # the answer's claims, analysis/claims.py; 0.5 asks for a finer answer).
@@ -127,6 +134,7 @@ class Tuning(BaseModel):
     the test accuracy of a tuning trial never enters a comparison."""
 
     model_config = _STRICT
+    # Tuning seeds per arm and setting (seeds 0 .. seeds-1).
     seeds: int = Field(1, ge=1, le=100)
     epochs: int | None = Field(None, gt=0)  # a shorter tuning budget (None: the study's epochs)
 
@@ -157,7 +165,11 @@ _SINCE_FULL_DUMP = {"tuning"}
 
 class Spec(BaseModel):
     model_config = _STRICT
+    # The study's name: its folder under --results and the tag of every row (letters, digits,
+    # '-', '_', '.').
     name: str
+    # The question the study answers, in a sentence: printed by the dry run and heading the
+    # report.
     question: str
     dataset: dict[str, Any] = Field(default_factory=dict)
     train: dict[str, Any] = Field(default_factory=dict)
@@ -172,10 +184,15 @@ class Spec(BaseModel):
     seeds: Seeds = Field(1, validate_default=True)
     tuning: Tuning | None = None  # two-stage nuisance tuning (needs 'nuisance')
     match: Match | None = None
+    # CPUs (and GPU fraction) each trial asks Ray for.
     resources: Resources = Resources()
+    # Trials at a time (None: as many as the resources allow; --max-concurrent overrides).
     max_concurrent: int | None = Field(None, gt=0)
     max_failures: int = Field(2, ge=0)  # retries of a trial whose worker died
+    # Early stopping of trials: none, or ASHA on validation accuracy per epoch.
     scheduler: Scheduler = Scheduler()
+    # Wall-clock limit of the sweep in seconds, passed to Ray Tune (None: none); the same
+    # command resumes what was left.
     time_budget_s: float | None = Field(None, gt=0)
     # How trials run (mixerlab/execution.py): measured per configuration unless pinned here.
     execution: ExecutionPins = ExecutionPins()

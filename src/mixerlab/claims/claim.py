@@ -47,7 +47,9 @@ class GapSpec(BaseModel):
     apart (e.g. ``{mixer: attention}``); every other factor is held at the claim's budget."""
 
     model_config = _STRICT
+    # The first arm, by the factor levels that tell it apart, e.g. {mixer: attention}.
     a: dict[str, Any]
+    # The second arm (the gap is a - b).
     b: dict[str, Any]
     label: str | None = None  # default: "a - b" from the levels
 
@@ -87,6 +89,7 @@ class ClaimSpec(BaseModel):
     name: str  # short and unique within the study, e.g. P1
     text: str  # the claim as its source makes it
     source: str  # who claims it, with the citation
+    # 'beats': a - b above the ROPE; 'within': a - b inside +-rope (equivalence).
     kind: Literal["beats", "within"]
     gaps: list[GapSpec] = Field(min_length=1)
     # Points of test accuracy: one point is about the smallest difference ConvMixer's own
@@ -99,6 +102,7 @@ class ClaimSpec(BaseModel):
     budgets: list[int] | None = None
     band: float | None = Field(None, gt=0)  # stability band (default: rope / 2)
     primary: bool = True  # a primary claim enters the answer's verdicts; else described only
+    # The column the gaps are taken on (points of accuracy).
     metric: str = "test_acc"
     # The seeds the claim reads (default: the study's fixed seeds, or adaptive seeding's own).
     seeds: list[int] | None = None
