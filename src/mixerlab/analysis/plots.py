@@ -62,6 +62,17 @@ def _markers(levels) -> dict:
     return {lv: MARKERS[i % len(MARKERS)] for i, lv in enumerate(sorted(set(levels)))}
 
 
+def _trade_off_axes(fig, ax, x: str, y: str, what: str):
+    """Labels, the title "<y> vs <x> (<what>)" and the legend of a trade-off figure."""
+    ax.set_xlabel(LABELS.get(x, x))
+    ax.set_ylabel(LABELS.get(y, y))
+    name = "training compute" if x == "compute" else LABELS.get(x, x).split(" (")[0]
+    ax.set_title(f"{LABELS.get(y, y).split(' (')[0]} vs {name} ({what})")
+    _legend_outside(ax)
+    fig.tight_layout()
+    return fig
+
+
 def _legend_outside(ax) -> None:
     handles, labels = ax.get_legend_handles_labels()
     if handles:
@@ -94,13 +105,7 @@ def tradeoff(df: pd.DataFrame, x: str, y: str = "test_acc") -> plt.Figure:
         ax.plot([], [], "o", color=c, label=v)
     for p, m in marks.items():
         ax.plot([], [], m, color="0.4", label=f"patch {int(p)}")
-    ax.set_xlabel(LABELS.get(x, x))
-    ax.set_ylabel(LABELS.get(y, y))
-    ax.set_title(f"{LABELS.get(y, y).split(' (')[0]} vs {LABELS.get(x, x).split(' (')[0]} "
-                 "(mean of seeds, 95% CI)")
-    _legend_outside(ax)
-    fig.tight_layout()
-    return fig
+    return _trade_off_axes(fig, ax, x, y, "mean of seeds, 95% CI")
 
 
 def compute_curves(df: pd.DataFrame, arms, y: str = "test_acc") -> plt.Figure:
@@ -127,13 +132,7 @@ def compute_curves(df: pd.DataFrame, arms, y: str = "test_acc") -> plt.Figure:
                         xytext=(4, -10), fontsize=7, color="0.35")
     if len(ok) and ok["compute"].max() / ok["compute"].min() > 10:
         ax.set_xscale("log")
-    ax.set_xlabel(LABELS["compute"])
-    ax.set_ylabel(LABELS.get(y, y))
-    ax.set_title(f"{LABELS.get(y, y).split(' (')[0]} vs training compute "
-                 "(mean of seeds, band: min-max)")
-    _legend_outside(ax)
-    fig.tight_layout()
-    return fig
+    return _trade_off_axes(fig, ax, "compute", y, "mean of seeds, band: min-max")
 
 
 def effects(df: pd.DataFrame, factors, metric: str = "test_acc") -> plt.Figure:
