@@ -349,3 +349,15 @@ def test_a_ladder_sweep_killed_inside_a_branch_resumes_with_every_budget_once(tm
     # the stable state saved with it.
     assert cut.loc[4, "resumed_from_epoch"] in (3, 4) and cut.loc[6, "resumed_from_epoch"] == 2
     assert (whole["resumed_from_epoch"] == 0).all()
+
+
+def test_provenance_counts_a_ladder_trial_once():
+    """sum_trial_time_s: a ladder's smaller-budget rows are the same trial, not more of them."""
+    from mixerlab.sweep.study_provenance import trial_seconds
+
+    rows = pd.DataFrame({"trial_id": ["a/e10", "a", "b"], "ladder": ["a", "a", None],
+                         "trial_time_s": [100.0, 300.0, 50.0]})
+    assert trial_seconds(rows) == 350.0
+    assert trial_seconds(rows.drop(columns=["ladder"]).iloc[1:]) == 350.0
+    assert trial_seconds(rows.iloc[:0]) == 0.0
+

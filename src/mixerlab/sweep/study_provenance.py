@@ -32,14 +32,23 @@ def session_entry(command: str, started: str, wall: float, slots: int,
             "wall_over_estimate": round(wall / shared, 3) if shared else None}
 
 
+def trial_seconds(trials: pd.DataFrame) -> float:
+    """Seconds the study's trials ran, each trial once: a budget ladder's smaller budgets are
+    rows of the same trial (their ``trial_time_s`` is part of the run's), so only the row of
+    the run itself counts."""
+    if not len(trials) or "trial_time_s" not in trials.columns:
+        return 0.0
+    own = trials[trials["trial_id"] == run_ids(trials)]
+    return float(pd.to_numeric(own["trial_time_s"], errors="coerce").sum())
+
+
 def provenance_document(spec: Spec, sessions: list[dict], n_trials: int, trials: pd.DataFrame,
                         ways: dict | None = None) -> dict:
     """The study's provenance from its ``sessions`` (the last one is this one), its table and
     its ways to run (``execution.json``; None: not chosen)."""
     last = sessions[-1]
     slots = last["concurrent_trials"]
-    busy = float(pd.to_numeric(trials.get("trial_time_s", pd.Series(dtype=float)),
-                               errors="coerce").sum()) if len(trials) else 0.0
+    busy = trial_seconds(trials)
     total_wall = sum(s["wall_time_s"] for s in sessions)
     return {
         "study": spec.name, "question": spec.question, "command": last["command"],
