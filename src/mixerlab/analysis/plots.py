@@ -66,8 +66,7 @@ def _trade_off_axes(fig, ax, x: str, y: str, what: str):
     """Labels, the title "<y> vs <x> (<what>)" and the legend of a trade-off figure."""
     ax.set_xlabel(LABELS.get(x, x))
     ax.set_ylabel(LABELS.get(y, y))
-    name = "training compute" if x == "compute" else LABELS.get(x, x).split(" (")[0]
-    ax.set_title(f"{LABELS.get(y, y).split(' (')[0]} vs {name} ({what})")
+    ax.set_title(f"{LABELS.get(y, y).split(' (')[0]} vs {LABELS.get(x, x).split(' (')[0]} ({what})")
     _legend_outside(ax)
     fig.tight_layout()
     return fig
