@@ -135,8 +135,8 @@ def cost(ladder: pd.DataFrame, history: pd.DataFrame, separate: pd.DataFrame) ->
         rungs = g[g["trial_id"] != run_id]
         prefixes = sum(_prefix_s(history, run_id, int(r.epochs) - cooldown_epochs(int(r.epochs), float(r.cooldown_fraction)))
                        for r in rungs.itertuples())
-        train_ladder = top["train_time_s"] + float((rungs["train_time_s"]).sum()) - prefixes
         train_separate = top["train_time_s"] + float(rungs["train_time_s"].sum())
+        train_ladder = train_separate - prefixes
         twins = [sep["trial_time_s"].get((r.variant, r.seed, r.lr, r.epochs), np.nan) for r in g.itertuples()]
         rows.append({"variant": top["variant"], "seed": int(top["seed"]), "ladder": run_id,
                      "budgets": ", ".join(str(int(e)) for e in sorted(g["epochs"])),
